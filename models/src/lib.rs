@@ -1,0 +1,30 @@
+//! `vane-models`: ONNX models written from Rust, and the example credit-risk models.
+//!
+//! Every model takes one `float32` tensor `input` `[N, F]` (one column per signature input;
+//! categorical features as vocab codes) and returns `probability` `[N, 1]` = P(default).
+//!
+//! Principal types:
+//! - [`onnx::Preprocess`] / [`onnx::Column`]: standardization and one-hot expansion written
+//!   with plain ONNX ops (both ONNX Runtime and tract run them; `Scaler`/`OneHotEncoder` do
+//!   not run in tract).
+//! - [`onnx::LogisticRegression`], [`onnx::Mlp`] (layers of [`onnx::Dense`]) and
+//!   [`onnx::TreeEnsemble`] (of [`onnx::Tree`]s): each has `to_onnx() -> Vec<u8>` and a
+//!   pure-Rust `predict` that is the oracle the runtimes are tested against; [`onnx::Model`]
+//!   wraps any of them.
+//! - [`credit`]: the 20-feature credit-risk domain — [`credit::signature`], deterministic
+//!   [`credit::sample_rows`] / [`credit::sample_records`], the three example models and
+//!   [`credit::write_example_registry`], which publishes them into a
+//!   [`vane_registry::DirRegistry`].
+//! - [`rng::SplitMix64`]: the seeded generator behind all of it, so model bytes never change
+//!   between runs.
+//!
+//! The binary `vane-models example --registry <dir>` calls `write_example_registry`.
+
+pub mod credit;
+pub mod onnx;
+pub mod rng;
+
+pub use onnx::{
+    Column, Dense, LogisticRegression, Mlp, Model, ModelError, Preprocess, Tree, TreeEnsemble,
+    TreeNode,
+};

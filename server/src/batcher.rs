@@ -1,0 +1,632 @@
+//! Dynamic batcher: one per loaded model version.
+//!
+//! Requests ([`Job`]s) go into a bounded crossbeam channel (a lock-free array queue with
+//! blocking receive). Worker OS threads — never tokio workers — own the backend sessions, take
+//! what is queued up to `max_batch_rows` rows, run it, and answer each job through its oneshot.
+//!
+//! When to wait for more rows: a worker that was idle (blocked on an empty queue) runs its job
+//! at once, so low load never pays a fixed delay. Only a worker that came back from a batch to
+//! a non-empty queue (backlog) while every other worker is busy waits for batch mates, and
+//! never past `max_queue_delay` after the oldest job was enqueued.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
+use tokio::sync::oneshot;
+
+use crate::backend::{BackendError, Engine, Output, Session};
+
+/// Batching knobs of one model version.
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    pub workers: usize,
+    pub max_batch_rows: usize,
+    pub max_queue_delay: Duration,
+    pub queue_capacity: usize,
+}
+
+/// One request's rows on their way to a worker.
+pub struct Job {
+    /// Row-major `rows * width` values.
+    pub input: Vec<f32>,
+    pub rows: usize,
+    pub enqueued: Instant,
+    /// Not executed after this instant.
+    pub deadline: Option<Instant>,
+    pub reply: oneshot::Sender<Result<JobOutput, JobError>>,
+}
+
+/// A job's own rows of every output, with timings.
+#[derive(Debug)]
+pub struct JobOutput {
+    pub outputs: Vec<Output>,
+    pub queue: Duration,
+    pub compute: Duration,
+    pub batch_rows: usize,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JobError {
+    #[error("deadline exceeded after {}µs in the queue", queued.as_micros())]
+    DeadlineExceeded { queued: Duration },
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Why a job was not queued; the job is handed back.
+pub enum SubmitError {
+    Full(Job),
+    Closed(Job),
+}
+
+/// What the batcher reports as it works (metrics, stats). Called on worker threads.
+pub trait BatchObserver: Send + Sync {
+    fn job_started(&self, _queued: Duration) {}
+    fn batch_done(&self, _requests: usize, _rows: usize, _compute: Duration) {}
+    fn job_dropped(&self) {}
+}
+
+/// An observer that ignores everything.
+pub struct NoopObserver;
+impl BatchObserver for NoopObserver {}
+
+/// The queue and workers of one model version. Dropping it closes the queue; workers finish
+/// what is queued, then exit and free their sessions.
+pub struct Batcher {
+    tx: Option<Sender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+    width: usize,
+}
+
+struct WorkerCtx {
+    rx: Receiver<Job>,
+    engine: Arc<dyn Engine>,
+    cfg: BatchConfig,
+    idle: Arc<AtomicUsize>,
+    observer: Arc<dyn BatchObserver>,
+}
+
+impl Batcher {
+    /// Creates and warms one session per worker (errors surface here, not on the first
+    /// request), then starts the worker threads.
+    pub fn start(
+        name: &str,
+        engine: Arc<dyn Engine>,
+        width: usize,
+        cfg: BatchConfig,
+        observer: Arc<dyn BatchObserver>,
+    ) -> Result<Self, BackendError> {
+        let (tx, rx) = crossbeam_channel::bounded(cfg.queue_capacity.max(1));
+        let idle = Arc::new(AtomicUsize::new(0));
+        let mut sessions = Vec::with_capacity(cfg.workers);
+        for _ in 0..cfg.workers.max(1) {
+            let mut s = engine.session()?;
+            s.predict(&vec![0.0; width], 1)?;
+            sessions.push(s);
+        }
+        let mut workers = Vec::with_capacity(sessions.len());
+        for (i, session) in sessions.into_iter().enumerate() {
+            let ctx = WorkerCtx {
+                rx: rx.clone(),
+                engine: engine.clone(),
+                cfg: cfg.clone(),
+                idle: idle.clone(),
+                observer: observer.clone(),
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("vane-{name}-{i}"))
+                .spawn(move || worker_loop(ctx, session))
+                .map_err(|e| BackendError::Load(format!("cannot spawn worker thread: {e}")))?;
+            workers.push(handle);
+        }
+        Ok(Self {
+            tx: Some(tx),
+            workers,
+            width,
+        })
+    }
+
+    /// Queues a job without blocking.
+    pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
+        debug_assert_eq!(job.input.len(), job.rows * self.width);
+        match &self.tx {
+            Some(tx) => tx.try_send(job).map_err(|e| match e {
+                TrySendError::Full(j) => SubmitError::Full(j),
+                TrySendError::Disconnected(j) => SubmitError::Closed(j),
+            }),
+            None => Err(SubmitError::Closed(job)),
+        }
+    }
+
+    /// Requests waiting in the queue.
+    pub fn queue_len(&self) -> usize {
+        self.tx.as_ref().map_or(0, |t| t.len())
+    }
+
+    /// Closes the queue and waits until workers have finished everything queued. Blocking:
+    /// call it off the async runtime.
+    pub fn shutdown(mut self) {
+        self.tx.take();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        // Closing the channel lets the detached workers drain and exit on their own.
+        self.tx.take();
+    }
+}
+
+/// Drops jobs whose client went away or whose deadline passed; returns the rest.
+fn admit(job: Job, now: Instant, observer: &dyn BatchObserver) -> Option<Job> {
+    if job.reply.is_closed() {
+        observer.job_dropped();
+        return None;
+    }
+    if job.deadline.is_some_and(|d| d <= now) {
+        let queued = now.saturating_duration_since(job.enqueued);
+        let _ = job.reply.send(Err(JobError::DeadlineExceeded { queued }));
+        return None;
+    }
+    Some(job)
+}
+
+fn worker_loop(ctx: WorkerCtx, mut session: Box<dyn Session>) {
+    let max_rows = ctx.cfg.max_batch_rows.max(1);
+    let mut carry: Option<Job> = None;
+    let mut buf: Vec<f32> = Vec::new();
+    let mut batch: Vec<Job> = Vec::new();
+    loop {
+        // 1. The first job: carried over, already queued (backlog), or waited for (idle).
+        let (first, backlog) = match carry.take() {
+            Some(j) => (j, true),
+            None => match ctx.rx.try_recv() {
+                Ok(j) => (j, true),
+                Err(TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty) => {
+                    ctx.idle.fetch_add(1, Ordering::SeqCst);
+                    let r = ctx.rx.recv();
+                    ctx.idle.fetch_sub(1, Ordering::SeqCst);
+                    match r {
+                        Ok(j) => (j, false),
+                        Err(_) => return,
+                    }
+                }
+            },
+        };
+        let Some(first) = admit(first, Instant::now(), &*ctx.observer) else {
+            continue;
+        };
+        let mut rows = first.rows;
+        let oldest = first.enqueued;
+        batch.push(first);
+
+        // 2. Take what is already queued, up to the row limit.
+        while rows < max_rows {
+            match ctx.rx.try_recv() {
+                Ok(j) => {
+                    if let Some(j) = admit(j, Instant::now(), &*ctx.observer) {
+                        if rows + j.rows > max_rows {
+                            carry = Some(j);
+                            break;
+                        }
+                        rows += j.rows;
+                        batch.push(j);
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+
+        // 3. Under backlog with no idle peer, wait briefly for batch mates.
+        if backlog
+            && carry.is_none()
+            && rows < max_rows
+            && !ctx.cfg.max_queue_delay.is_zero()
+            && ctx.idle.load(Ordering::SeqCst) == 0
+        {
+            let mut until = oldest + ctx.cfg.max_queue_delay;
+            if let Some(d) = batch.iter().filter_map(|j| j.deadline).min() {
+                until = until.min(d);
+            }
+            while rows < max_rows {
+                match ctx.rx.recv_deadline(until) {
+                    Ok(j) => {
+                        if let Some(j) = admit(j, Instant::now(), &*ctx.observer) {
+                            if rows + j.rows > max_rows {
+                                carry = Some(j);
+                                break;
+                            }
+                            rows += j.rows;
+                            batch.push(j);
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        }
+
+        // 4. A deadline may have passed or a client left while we waited.
+        let now = Instant::now();
+        let mut kept = Vec::with_capacity(batch.len());
+        for j in batch.drain(..) {
+            if let Some(j) = admit(j, now, &*ctx.observer) {
+                kept.push(j);
+            }
+        }
+        batch = kept;
+        if batch.is_empty() {
+            continue;
+        }
+        for j in &batch {
+            ctx.observer
+                .job_started(now.saturating_duration_since(j.enqueued));
+        }
+        execute(&ctx, &mut session, &mut buf, &mut batch, now);
+    }
+}
+
+/// Runs `batch` as one backend call; on failure, runs each job alone so one bad request
+/// cannot fail its batch mates.
+fn execute(
+    ctx: &WorkerCtx,
+    session: &mut Box<dyn Session>,
+    buf: &mut Vec<f32>,
+    batch: &mut Vec<Job>,
+    started: Instant,
+) {
+    let rows: usize = batch.iter().map(|j| j.rows).sum();
+    buf.clear();
+    for j in batch.iter() {
+        buf.extend_from_slice(&j.input);
+    }
+    let t0 = Instant::now();
+    let result = run_guarded(ctx, session, buf, rows);
+    let compute = t0.elapsed();
+    ctx.observer.batch_done(batch.len(), rows, compute);
+    match result {
+        Ok(outputs) => {
+            let mut offset = 0;
+            for j in batch.drain(..) {
+                let own = slice_rows(ctx, &outputs, offset, j.rows);
+                offset += j.rows;
+                let _ = j.reply.send(Ok(JobOutput {
+                    outputs: own,
+                    queue: started.saturating_duration_since(j.enqueued),
+                    compute,
+                    batch_rows: rows,
+                }));
+            }
+        }
+        Err(e) if batch.len() == 1 => {
+            if let Some(j) = batch.pop() {
+                let _ = j.reply.send(Err(JobError::Backend(e)));
+            }
+        }
+        Err(_) => {
+            for j in batch.drain(..) {
+                let t0 = Instant::now();
+                let r = run_guarded(ctx, session, &j.input, j.rows);
+                let compute = t0.elapsed();
+                ctx.observer.batch_done(1, j.rows, compute);
+                let _ = j
+                    .reply
+                    .send(r.map_err(JobError::Backend).map(|outputs| JobOutput {
+                        outputs,
+                        queue: started.saturating_duration_since(j.enqueued),
+                        compute,
+                        batch_rows: j.rows,
+                    }));
+            }
+        }
+    }
+}
+
+/// Calls the backend, turning a panic into an error and replacing the (possibly broken)
+/// session, so a worker thread never dies.
+fn run_guarded(
+    ctx: &WorkerCtx,
+    session: &mut Box<dyn Session>,
+    input: &[f32],
+    rows: usize,
+) -> Result<Vec<Output>, BackendError> {
+    let r = catch_unwind(AssertUnwindSafe(|| session.predict(input, rows)));
+    let outputs = match r {
+        Ok(r) => r?,
+        Err(_) => {
+            tracing::error!("backend panicked; replacing the worker's session");
+            if let Ok(fresh) = ctx.engine.session() {
+                *session = fresh;
+            }
+            return Err(BackendError::Run("backend panicked".into()));
+        }
+    };
+    let metas = ctx.engine.outputs();
+    if outputs.len() != metas.len()
+        || outputs
+            .iter()
+            .zip(metas)
+            .any(|(o, m)| o.data.len() != rows * m.row_len())
+    {
+        return Err(BackendError::Run(
+            "backend returned outputs of the wrong size".into(),
+        ));
+    }
+    Ok(outputs)
+}
+
+fn slice_rows(ctx: &WorkerCtx, outputs: &[Output], offset: usize, rows: usize) -> Vec<Output> {
+    outputs
+        .iter()
+        .zip(ctx.engine.outputs())
+        .map(|(o, m)| {
+            let per = m.row_len();
+            Output {
+                data: o.data.slice(offset * per, (offset + rows) * per),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::testing::SumEngine;
+    use proptest::prelude::*;
+
+    fn cfg(workers: usize, max_rows: usize, delay_us: u64, cap: usize) -> BatchConfig {
+        BatchConfig {
+            workers,
+            max_batch_rows: max_rows,
+            max_queue_delay: Duration::from_micros(delay_us),
+            queue_capacity: cap,
+        }
+    }
+
+    fn job(
+        rows: usize,
+        width: usize,
+        seed: f32,
+    ) -> (Job, oneshot::Receiver<Result<JobOutput, JobError>>) {
+        let (tx, rx) = oneshot::channel();
+        let input = (0..rows * width).map(|i| seed + i as f32).collect();
+        (
+            Job {
+                input,
+                rows,
+                enqueued: Instant::now(),
+                deadline: None,
+                reply: tx,
+            },
+            rx,
+        )
+    }
+
+    fn expected(rows: usize, width: usize, seed: f32) -> Vec<f32> {
+        (0..rows)
+            .map(|r| (0..width).map(|c| seed + (r * width + c) as f32).sum())
+            .collect()
+    }
+
+    #[derive(Default)]
+    struct Counting {
+        batches: AtomicUsize,
+        rows: AtomicUsize,
+        dropped: AtomicUsize,
+    }
+    impl BatchObserver for Counting {
+        fn batch_done(&self, _req: usize, rows: usize, _c: Duration) {
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            self.rows.fetch_add(rows, Ordering::SeqCst);
+        }
+        fn job_dropped(&self) {
+            self.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn single_job_round_trip() {
+        let b = Batcher::start(
+            "t",
+            Arc::new(SumEngine::new(3, -1.0)),
+            3,
+            cfg(1, 8, 500, 16),
+            Arc::new(NoopObserver),
+        )
+        .unwrap();
+        let (j, rx) = job(2, 3, 1.0);
+        assert!(b.submit(j).is_ok());
+        let out = rx.blocking_recv().unwrap().unwrap();
+        assert_eq!(
+            out.outputs[0].data.as_f32().unwrap(),
+            &expected(2, 3, 1.0)[..]
+        );
+        b.shutdown();
+    }
+
+    #[test]
+    fn poisoned_request_fails_alone() {
+        let obs = Arc::new(Counting::default());
+        let b = Batcher::start(
+            "t",
+            Arc::new(SumEngine::new(2, 666.0)),
+            2,
+            cfg(1, 64, 50_000, 64),
+            obs.clone(),
+        )
+        .unwrap();
+        // Block the single worker with nothing so the next jobs queue up together: submit
+        // many at once and check each gets its own answer.
+        let mut rxs = Vec::new();
+        for i in 0..20 {
+            let seed = if i == 7 { 666.0 } else { i as f32 * 10.0 };
+            let (j, rx) = job(1, 2, seed);
+            assert!(b.submit(j).is_ok());
+            rxs.push((seed, rx));
+        }
+        for (seed, rx) in rxs {
+            let r = rx.blocking_recv().unwrap();
+            if seed == 666.0 {
+                assert!(matches!(r, Err(JobError::Backend(_))));
+            } else {
+                assert_eq!(
+                    r.unwrap().outputs[0].data.as_f32().unwrap(),
+                    &expected(1, 2, seed)[..]
+                );
+            }
+        }
+        b.shutdown();
+    }
+
+    #[test]
+    fn full_queue_hands_the_job_back() {
+        // A worker that never gets to run: zero-capacity is clamped to 1, so fill it while
+        // the worker is busy with a big job.
+        let b = Batcher::start(
+            "t",
+            Arc::new(SumEngine::new(1, -1.0)),
+            1,
+            cfg(1, 1, 0, 1),
+            Arc::new(NoopObserver),
+        )
+        .unwrap();
+        let mut full = 0;
+        let mut rxs = Vec::new();
+        for _ in 0..10_000 {
+            let (j, rx) = job(1, 1, 0.0);
+            match b.submit(j) {
+                Ok(()) => rxs.push(rx),
+                Err(SubmitError::Full(_)) => full += 1,
+                Err(SubmitError::Closed(_)) => panic!("closed"),
+            }
+        }
+        assert!(full > 0, "a capacity-1 queue never filled");
+        for rx in rxs {
+            assert!(rx.blocking_recv().unwrap().is_ok());
+        }
+        b.shutdown();
+    }
+
+    #[test]
+    fn expired_and_abandoned_jobs_are_not_executed() {
+        let obs = Arc::new(Counting::default());
+        let b = Batcher::start(
+            "t",
+            Arc::new(SumEngine::new(1, -1.0)),
+            1,
+            cfg(1, 8, 0, 16),
+            obs.clone(),
+        )
+        .unwrap();
+        let (mut j, rx) = job(1, 1, 1.0);
+        j.deadline = Some(Instant::now() - Duration::from_millis(1));
+        assert!(b.submit(j).is_ok());
+        assert!(matches!(
+            rx.blocking_recv().unwrap(),
+            Err(JobError::DeadlineExceeded { .. })
+        ));
+        let (j, rx) = job(1, 1, 1.0);
+        drop(rx);
+        assert!(b.submit(j).is_ok());
+        b.shutdown();
+        assert_eq!(
+            obs.batches.load(Ordering::SeqCst),
+            0,
+            "nothing should have run"
+        );
+        assert_eq!(obs.dropped.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn oversized_request_runs_alone() {
+        let obs = Arc::new(Counting::default());
+        let b = Batcher::start(
+            "t",
+            Arc::new(SumEngine::new(1, -1.0)),
+            1,
+            cfg(1, 4, 0, 16),
+            obs.clone(),
+        )
+        .unwrap();
+        let (j, rx) = job(10, 1, 0.0);
+        assert!(b.submit(j).is_ok());
+        assert_eq!(
+            rx.blocking_recv().unwrap().unwrap().outputs[0].data.len(),
+            10
+        );
+        b.shutdown();
+    }
+
+    #[test]
+    fn backlog_forms_batches() {
+        let obs = Arc::new(Counting::default());
+        let b = Batcher::start(
+            "t",
+            Arc::new(SumEngine::new(4, -1.0)),
+            4,
+            cfg(1, 32, 2_000, 1024),
+            obs.clone(),
+        )
+        .unwrap();
+        let mut rxs = Vec::new();
+        for i in 0..256 {
+            let (j, rx) = job(1, 4, i as f32);
+            assert!(b.submit(j).is_ok());
+            rxs.push(rx);
+        }
+        for rx in rxs {
+            rx.blocking_recv().unwrap().unwrap();
+        }
+        b.shutdown();
+        let batches = obs.batches.load(Ordering::SeqCst);
+        assert_eq!(obs.rows.load(Ordering::SeqCst), 256);
+        assert!(
+            batches < 256,
+            "256 queued single-row jobs ran in {batches} batches"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+        /// Every request gets exactly its own rows back, in order, whatever the arrival
+        /// pattern, limits and failures.
+        #[test]
+        fn every_job_gets_its_own_rows(
+            workers in 1usize..4,
+            max_rows in 1usize..40,
+            delay_us in prop_oneof![Just(0u64), 1u64..3000],
+            jobs in prop::collection::vec((1usize..12, any::<bool>(), 0u64..300), 1..60),
+        ) {
+            let width = 3;
+            let b = Batcher::start("p", Arc::new(SumEngine::new(width, -7.0)), width, cfg(workers, max_rows, delay_us, 4096), Arc::new(NoopObserver)).unwrap();
+            let mut pending = Vec::new();
+            for (i, (rows, poison, pause_us)) in jobs.iter().enumerate() {
+                let seed = if *poison { -7.0 } else { i as f32 * 100.0 };
+                let (j, rx) = job(*rows, width, seed);
+                prop_assert!(b.submit(j).is_ok());
+                pending.push((seed, *rows, rx));
+                if *pause_us > 150 {
+                    std::thread::sleep(Duration::from_micros(*pause_us));
+                }
+            }
+            for (seed, rows, rx) in pending {
+                let r = rx.blocking_recv().expect("every job is answered");
+                if seed == -7.0 {
+                    prop_assert!(r.is_err());
+                } else {
+                    let out = r.expect("healthy job succeeds");
+                    prop_assert_eq!(out.outputs[0].data.as_f32().unwrap(), &expected(rows, width, seed)[..]);
+                    prop_assert!(out.batch_rows >= rows);
+                }
+            }
+            b.shutdown();
+        }
+    }
+}

@@ -1,0 +1,890 @@
+//! Request decoding and response encoding.
+//!
+//! Accepted request shapes (Open Inference Protocol v2, JSON):
+//! - **tensor**: one input named like the model tensor (`input`), shape `[N, F]`, columns in
+//!   signature order; categorical columns carry vocabulary codes.
+//! - **per feature** (MLServer's `content_type: "pd"` style): one input per feature, each a
+//!   column of length N (`[N]` or `[N, 1]`); categorical features as `BYTES` strings.
+//!
+//! Plus the KServe v1 / TF-Serving records route: `{"instances": [{feature: value}, …]}` or
+//! `{"instances": [[v1, …, vF], …]}`.
+//!
+//! Values: JSON has no NaN or infinity, and a number that overflows FP32 is refused. `null`
+//! in a numeric feature is refused unless the model allows missing values (then it reaches the
+//! model as NaN). Every error names the input, feature, row or element at fault.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use vane_registry::FeatureKind;
+
+use crate::backend::{Output, TensorData};
+use crate::error::ApiError;
+use crate::model::LoadedModel;
+
+/// A decoded request, ready for the batcher.
+#[derive(Debug)]
+pub struct Decoded {
+    /// Row-major `rows * width` model input.
+    pub input: Vec<f32>,
+    pub rows: usize,
+    pub id: Option<String>,
+    /// Indices into the model's outputs to return (all when the request names none).
+    pub outputs: Vec<usize>,
+    /// From `parameters.timeout` (microseconds).
+    pub timeout: Option<Duration>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON shapes
+
+#[derive(Deserialize)]
+struct InferRequestJson {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    inputs: Vec<InputJson>,
+    #[serde(default)]
+    outputs: Option<Vec<OutputRequestJson>>,
+}
+
+#[derive(Deserialize)]
+struct InputJson {
+    name: String,
+    shape: Vec<i64>,
+    datatype: String,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+    data: Flat,
+}
+
+#[derive(Deserialize)]
+struct OutputRequestJson {
+    name: String,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+}
+
+/// `data` flattened (nested arrays are row-major) into one typed vector.
+#[derive(Debug, Default)]
+pub struct Flat {
+    kind: Kind,
+    nums: Vec<f64>,
+    strs: Vec<String>,
+    bools: Vec<bool>,
+    len: usize,
+    /// First element written as a float literal (matters for integer datatypes).
+    float_at: Option<usize>,
+    /// First `null`.
+    null_at: Option<usize>,
+    /// First element whose JSON type differs from the first element's.
+    conflict: Option<(usize, &'static str)>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    #[default]
+    Empty,
+    Num,
+    Str,
+    Bool,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Empty => "nothing",
+            Kind::Num => "numbers",
+            Kind::Str => "strings",
+            Kind::Bool => "booleans",
+        }
+    }
+}
+
+const MAX_NESTING: usize = 32;
+
+impl Flat {
+    fn claim(&mut self, k: Kind, what: &'static str) -> bool {
+        let i = self.len;
+        self.len += 1;
+        if self.conflict.is_some() {
+            return false;
+        }
+        if self.kind == Kind::Empty {
+            // Leading nulls are numeric (missing values).
+            self.kind = k;
+            if k != Kind::Num && !self.nums.is_empty() {
+                self.conflict = Some((i, what));
+                return false;
+            }
+            return true;
+        }
+        if self.kind != k {
+            self.conflict = Some((i, what));
+            return false;
+        }
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+struct FlatSeed<'a> {
+    flat: &'a mut Flat,
+    depth: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for FlatSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FlatSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array (possibly nested) of numbers, strings or booleans")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.depth >= MAX_NESTING {
+            return Err(de::Error::custom("data is nested too deeply"));
+        }
+        while seq
+            .next_element_seed(FlatSeed {
+                flat: &mut *self.flat,
+                depth: self.depth + 1,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        if self.flat.claim(Kind::Num, "a number") {
+            self.flat.nums.push(v as f64);
+        }
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        if self.flat.claim(Kind::Num, "a number") {
+            self.flat.nums.push(v as f64);
+        }
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        let i = self.flat.len;
+        if self.flat.claim(Kind::Num, "a number") {
+            self.flat.float_at.get_or_insert(i);
+            self.flat.nums.push(v);
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        if self.flat.claim(Kind::Bool, "a boolean") {
+            self.flat.bools.push(v);
+        }
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        if self.flat.claim(Kind::Str, "a string") {
+            self.flat.strs.push(v.to_owned());
+        }
+        Ok(())
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        if self.flat.claim(Kind::Str, "a string") {
+            self.flat.strs.push(v);
+        }
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        let i = self.flat.len;
+        let k = if self.flat.kind == Kind::Empty {
+            Kind::Empty
+        } else {
+            self.flat.kind
+        };
+        // A null takes the kind of its column; only numeric columns can hold it (as NaN).
+        if k == Kind::Empty || k == Kind::Num {
+            self.flat.len += 1;
+            if self.flat.conflict.is_none() {
+                self.flat.null_at.get_or_insert(i);
+                self.flat.nums.push(f64::NAN);
+            }
+        } else {
+            self.flat.len += 1;
+            self.flat.null_at.get_or_insert(i);
+            self.flat.conflict.get_or_insert((i, "null"));
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, _map: A) -> Result<(), A::Error> {
+        Err(de::Error::custom(
+            "data must hold numbers, strings or booleans, not objects",
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for Flat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut flat = Flat::default();
+        FlatSeed {
+            flat: &mut flat,
+            depth: 0,
+        }
+        .deserialize(d)?;
+        if flat.kind == Kind::Empty && !flat.nums.is_empty() {
+            flat.kind = Kind::Num; // all nulls
+        }
+        Ok(flat)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OIP decoding
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(msg.into())
+}
+
+/// Parses and validates an OIP JSON body against `m`'s signature.
+pub fn decode_infer(m: &LoadedModel, body: &[u8]) -> Result<Decoded, ApiError> {
+    let req: InferRequestJson =
+        serde_json::from_slice(body).map_err(|e| bad(format!("invalid request body: {e}")))?;
+    let id = match req.id {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => return Err(bad("field `id` must be a string")),
+    };
+    let mut timeout = None;
+    if let Some(params) = &req.parameters {
+        for (k, v) in params {
+            match k.as_str() {
+                "timeout" => {
+                    let us = v.as_u64().filter(|us| *us > 0).ok_or_else(|| {
+                        bad("parameters.timeout must be a positive integer (microseconds)")
+                    })?;
+                    timeout = Some(Duration::from_micros(us));
+                }
+                "binary_data_output" if v.as_bool() == Some(true) => {
+                    return Err(bad(
+                        "parameters.binary_data_output: the binary tensor extension is not enabled on this server",
+                    ));
+                }
+                // content_type ("np", "pd"), headers, and anything else: informational.
+                _ => {}
+            }
+        }
+    }
+    if req.inputs.is_empty() {
+        return Err(bad("field `inputs` is empty"));
+    }
+    for input in &req.inputs {
+        if let Some(p) = &input.parameters
+            && p.contains_key("binary_data_size")
+        {
+            return Err(bad(format!(
+                "input {:?}: binary_data_size given, but the binary tensor extension is not enabled on this server",
+                input.name
+            )));
+        }
+        if let Some(d) = input.shape.iter().find(|d| **d < 0) {
+            return Err(bad(format!(
+                "input {:?}: shape {:?} has negative dimension {d}",
+                input.name, input.shape
+            )));
+        }
+    }
+    let outputs = select_outputs(m, req.outputs.as_deref())?;
+    let (input, rows) = if req.inputs.len() == 1 && req.inputs[0].name == m.signature.tensor.name {
+        decode_tensor(m, &req.inputs[0])?
+    } else {
+        decode_features(m, &req.inputs)?
+    };
+    check_rows(m, rows)?;
+    Ok(Decoded {
+        input,
+        rows,
+        id,
+        outputs,
+        timeout,
+    })
+}
+
+fn check_rows(m: &LoadedModel, rows: usize) -> Result<(), ApiError> {
+    if rows == 0 {
+        return Err(bad("empty batch: the request has 0 rows"));
+    }
+    if rows > m.settings.max_request_rows {
+        return Err(bad(format!(
+            "batch of {rows} rows exceeds this model's max_request_rows ({})",
+            m.settings.max_request_rows
+        )));
+    }
+    Ok(())
+}
+
+fn select_outputs(
+    m: &LoadedModel,
+    req: Option<&[OutputRequestJson]>,
+) -> Result<Vec<usize>, ApiError> {
+    let Some(req) = req.filter(|r| !r.is_empty()) else {
+        return Ok((0..m.outputs.len()).collect());
+    };
+    let mut out = Vec::with_capacity(req.len());
+    for o in req {
+        let ix = m
+            .outputs
+            .iter()
+            .position(|meta| meta.name == o.name)
+            .ok_or_else(|| {
+                bad(format!(
+                    "requested output {:?} does not exist; outputs are {}",
+                    o.name,
+                    list(m.outputs.iter().map(|x| x.name.as_str()))
+                ))
+            })?;
+        if let Some(p) = &o.parameters {
+            if p.get("binary_data").and_then(Value::as_bool) == Some(true) {
+                return Err(bad(format!(
+                    "output {:?}: binary_data requested, but the binary tensor extension is not enabled on this server",
+                    o.name
+                )));
+            }
+            if p.contains_key("classification") {
+                return Err(bad(format!(
+                    "output {:?}: the classification extension is not supported",
+                    o.name
+                )));
+            }
+        }
+        if out.contains(&ix) {
+            return Err(bad(format!("output {:?} is requested twice", o.name)));
+        }
+        out.push(ix);
+    }
+    Ok(out)
+}
+
+fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let mut s = String::new();
+    for (i, n) in names.enumerate() {
+        if i == 8 {
+            s.push_str(", …");
+            break;
+        }
+        if i > 0 {
+            s.push_str(", ");
+        }
+        let _ = write!(s, "{n:?}");
+    }
+    s
+}
+
+fn is_numeric_dtype(d: &str) -> bool {
+    matches!(
+        d,
+        "FP32"
+            | "FP64"
+            | "FP16"
+            | "INT8"
+            | "INT16"
+            | "INT32"
+            | "INT64"
+            | "UINT8"
+            | "UINT16"
+            | "UINT32"
+            | "UINT64"
+    )
+}
+
+fn is_int_dtype(d: &str) -> bool {
+    d.starts_with("INT") || d.starts_with("UINT")
+}
+
+const KNOWN_DTYPES: &[&str] = &[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16",
+    "FP32", "FP64", "BYTES",
+];
+
+fn check_dtype(input: &InputJson) -> Result<(), ApiError> {
+    if KNOWN_DTYPES.contains(&input.datatype.as_str()) {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "input {:?}: unknown datatype {:?}; expected one of {}",
+            input.name,
+            input.datatype,
+            KNOWN_DTYPES.join(", ")
+        )))
+    }
+}
+
+/// Numbers of an input checked against its datatype; the i-th value as f64 (NaN = null).
+fn numbers(input: &InputJson, allow_missing: bool) -> Result<&[f64], ApiError> {
+    let f = &input.data;
+    if let Some((i, what)) = f.conflict {
+        return Err(bad(format!(
+            "input {:?}: element {i} is {what} but earlier elements are {}",
+            input.name,
+            f.kind.name()
+        )));
+    }
+    match f.kind {
+        Kind::Num | Kind::Empty => {}
+        k => {
+            return Err(bad(format!(
+                "input {:?}: datatype {} needs numbers, data holds {}",
+                input.name,
+                input.datatype,
+                k.name()
+            )));
+        }
+    }
+    if let Some(i) = f.null_at
+        && !allow_missing
+    {
+        return Err(bad(format!(
+            "input {:?}: element {i} is null; this model does not accept missing values",
+            input.name
+        )));
+    }
+    if is_int_dtype(&input.datatype)
+        && let Some(first) = f.float_at
+        && let Some((i, v)) = f
+            .nums
+            .iter()
+            .enumerate()
+            .skip(first)
+            .find(|(_, v)| v.fract() != 0.0)
+    {
+        return Err(bad(format!(
+            "input {:?}: datatype {} but element {i} is {v}, not an integer",
+            input.name, input.datatype
+        )));
+    }
+    Ok(&f.nums)
+}
+
+/// f64 → f32 for the model, refusing what FP32 cannot hold.
+fn to_f32(v: f64, what: impl Fn() -> String) -> Result<f32, ApiError> {
+    if v.is_nan() {
+        return Ok(f32::NAN); // a null the model accepts
+    }
+    let x = v as f32;
+    if !x.is_finite() {
+        return Err(bad(format!("{}: {v} does not fit in FP32", what())));
+    }
+    Ok(x)
+}
+
+fn code_of(
+    m: &LoadedModel,
+    col: usize,
+    v: f64,
+    what: impl Fn() -> String,
+) -> Result<f32, ApiError> {
+    let k = m.vocab[col].as_ref().map_or(0, |v| v.len());
+    if v.fract() != 0.0 || v < 0.0 || v >= k as f64 {
+        return Err(bad(format!(
+            "{}: categorical code {v} out of range 0..{k} for feature {:?}",
+            what(),
+            m.signature.inputs[col].name
+        )));
+    }
+    Ok(v as f32)
+}
+
+fn decode_tensor(m: &LoadedModel, input: &InputJson) -> Result<(Vec<f32>, usize), ApiError> {
+    check_dtype(input)?;
+    let width = m.signature.width();
+    let name = &input.name;
+    if !is_numeric_dtype(&input.datatype) {
+        return Err(bad(format!(
+            "input {name:?}: datatype {} not allowed; the model tensor takes FP32 (or another numeric type)",
+            input.datatype
+        )));
+    }
+    let rows = match input.shape.as_slice() {
+        [n, f] if *f as usize == width => *n as usize,
+        _ => {
+            return Err(bad(format!(
+                "input {name:?}: shape {:?} does not match the model tensor [N, {width}]",
+                input.shape
+            )));
+        }
+    };
+    let expected = rows.saturating_mul(width);
+    if input.data.len() != expected {
+        return Err(bad(format!(
+            "input {name:?}: shape {:?} needs {expected} values, data has {}",
+            input.shape,
+            input.data.len()
+        )));
+    }
+    let nums = numbers(input, m.settings.allow_missing)?;
+    let mut out = Vec::with_capacity(expected);
+    for (i, &v) in nums.iter().enumerate() {
+        let (r, c) = (i / width, i % width);
+        let what = || {
+            format!(
+                "input {name:?} element [{r}, {c}] (feature {:?})",
+                m.signature.inputs[c].name
+            )
+        };
+        let x = match m.signature.inputs[c].kind {
+            FeatureKind::Categorical if !v.is_nan() => code_of(m, c, v, what)?,
+            _ => to_f32(v, what)?,
+        };
+        out.push(x);
+    }
+    Ok((out, rows))
+}
+
+fn decode_features(m: &LoadedModel, inputs: &[InputJson]) -> Result<(Vec<f32>, usize), ApiError> {
+    let sig = &m.signature;
+    let width = sig.width();
+    let mut rows: Option<(usize, &str)> = None;
+    let mut seen = vec![false; width];
+    for input in inputs {
+        let Some(col) = sig.position(&input.name) else {
+            return Err(bad(format!(
+                "unknown input {:?}: send one tensor {:?} [N, {width}] or one input per feature ({})",
+                input.name,
+                sig.tensor.name,
+                list(sig.inputs.iter().map(|f| f.name.as_str()))
+            )));
+        };
+        if std::mem::replace(&mut seen[col], true) {
+            return Err(bad(format!("input {:?} is given twice", input.name)));
+        }
+        check_dtype(input)?;
+        let n = match input.shape.as_slice() {
+            [n] | [n, 1] => *n as usize,
+            _ => {
+                return Err(bad(format!(
+                    "input {:?}: shape {:?} must be [N] or [N, 1] (one value per row)",
+                    input.name, input.shape
+                )));
+            }
+        };
+        if input.data.len() != n {
+            return Err(bad(format!(
+                "input {:?}: shape {:?} needs {n} values, data has {}",
+                input.name,
+                input.shape,
+                input.data.len()
+            )));
+        }
+        match rows {
+            None => rows = Some((n, input.name.as_str())),
+            Some((r, first)) if r != n => {
+                return Err(bad(format!(
+                    "input {:?} has {n} rows but input {first:?} has {r}",
+                    input.name
+                )));
+            }
+            _ => {}
+        }
+    }
+    let missing: Vec<&str> = sig
+        .inputs
+        .iter()
+        .zip(&seen)
+        .filter(|(_, s)| !**s)
+        .map(|(f, _)| f.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(bad(format!(
+            "missing input for feature{} {}",
+            if missing.len() > 1 { "s" } else { "" },
+            list(missing.into_iter())
+        )));
+    }
+    let rows = rows.map_or(0, |(r, _)| r);
+    let mut out = vec![0f32; rows * width];
+    for input in inputs {
+        let col = sig.position(&input.name).unwrap_or_default();
+        let feature = &sig.inputs[col];
+        match feature.kind {
+            FeatureKind::Numeric => {
+                let vals: Vec<f64> = if input.datatype == "BOOL" {
+                    if input.data.kind != Kind::Bool || input.data.conflict.is_some() {
+                        return Err(bad(format!(
+                            "input {:?}: datatype BOOL needs true/false values",
+                            input.name
+                        )));
+                    }
+                    input
+                        .data
+                        .bools
+                        .iter()
+                        .map(|b| f64::from(u8::from(*b)))
+                        .collect()
+                } else if is_numeric_dtype(&input.datatype) {
+                    numbers(input, m.settings.allow_missing)?.to_vec()
+                } else {
+                    return Err(bad(format!(
+                        "input {:?}: feature is numeric, datatype {} is not",
+                        input.name, input.datatype
+                    )));
+                };
+                for (r, v) in vals.into_iter().enumerate() {
+                    out[r * width + col] = to_f32(v, || format!("input {:?} row {r}", input.name))?;
+                }
+            }
+            FeatureKind::Categorical => {
+                if input.datatype != "BYTES" {
+                    return Err(bad(format!(
+                        "input {:?}: categorical feature needs datatype BYTES (strings), got {}",
+                        input.name, input.datatype
+                    )));
+                }
+                if let Some((i, what)) = input.data.conflict {
+                    return Err(bad(format!(
+                        "input {:?}: element {i} is {what}; categorical values must be strings",
+                        input.name
+                    )));
+                }
+                if input.data.kind != Kind::Str {
+                    return Err(bad(format!(
+                        "input {:?}: categorical values must be strings, data holds {}",
+                        input.name,
+                        input.data.kind.name()
+                    )));
+                }
+                let vocab = m.vocab[col].as_ref();
+                for (r, s) in input.data.strs.iter().enumerate() {
+                    let code = vocab.and_then(|v| v.get(s.as_str())).ok_or_else(|| {
+                        bad(format!(
+                            "input {:?} row {r}: unknown category {s:?}; expected one of {}",
+                            input.name,
+                            list(feature.vocab.iter().flatten().map(String::as_str))
+                        ))
+                    })?;
+                    out[r * width + col] = *code as f32;
+                }
+            }
+        }
+    }
+    Ok((out, rows))
+}
+
+// ---------------------------------------------------------------------------------------------
+// v1 records
+
+#[derive(Deserialize)]
+struct V1Request {
+    instances: Vec<Value>,
+}
+
+/// Decodes `{"instances": [...]}`: each instance an object keyed by feature name, or an
+/// array of F values in signature order (categorical values as strings or codes).
+pub fn decode_records(m: &LoadedModel, body: &[u8]) -> Result<(Vec<f32>, usize), ApiError> {
+    let req: V1Request =
+        serde_json::from_slice(body).map_err(|e| bad(format!("invalid request body: {e}")))?;
+    let sig = &m.signature;
+    let width = sig.width();
+    let rows = req.instances.len();
+    check_rows(m, rows)?;
+    let mut out = vec![0f32; rows * width];
+    for (r, inst) in req.instances.iter().enumerate() {
+        let row = &mut out[r * width..(r + 1) * width];
+        match inst {
+            Value::Object(obj) => {
+                for k in obj.keys() {
+                    if sig.position(k).is_none() {
+                        return Err(bad(format!("instances[{r}]: unknown feature {k:?}")));
+                    }
+                }
+                for (c, f) in sig.inputs.iter().enumerate() {
+                    let v = obj.get(&f.name).ok_or_else(|| {
+                        bad(format!("instances[{r}]: missing feature {:?}", f.name))
+                    })?;
+                    row[c] = record_value(m, c, v, || format!("instances[{r}].{}", f.name))?;
+                }
+            }
+            Value::Array(vals) => {
+                if vals.len() != width {
+                    return Err(bad(format!(
+                        "instances[{r}]: {} values, the model takes {width}",
+                        vals.len()
+                    )));
+                }
+                for (c, v) in vals.iter().enumerate() {
+                    row[c] = record_value(m, c, v, || {
+                        format!("instances[{r}][{c}] ({})", sig.inputs[c].name)
+                    })?;
+                }
+            }
+            _ => return Err(bad(format!("instances[{r}] must be an object or an array"))),
+        }
+    }
+    Ok((out, rows))
+}
+
+fn record_value(
+    m: &LoadedModel,
+    col: usize,
+    v: &Value,
+    what: impl Fn() -> String,
+) -> Result<f32, ApiError> {
+    let feature = &m.signature.inputs[col];
+    match (feature.kind, v) {
+        (FeatureKind::Categorical, Value::String(s)) => m.vocab[col]
+            .as_ref()
+            .and_then(|voc| voc.get(s.as_str()))
+            .map(|c| *c as f32)
+            .ok_or_else(|| {
+                bad(format!(
+                    "{}: unknown category {s:?}; expected one of {}",
+                    what(),
+                    list(feature.vocab.iter().flatten().map(String::as_str))
+                ))
+            }),
+        (FeatureKind::Categorical, Value::Number(n)) => {
+            code_of(m, col, n.as_f64().unwrap_or(f64::NAN), what)
+        }
+        (FeatureKind::Numeric, Value::Number(n)) => {
+            to_f32(n.as_f64().unwrap_or(f64::INFINITY), what)
+        }
+        (FeatureKind::Numeric, Value::Bool(b)) => Ok(f32::from(u8::from(*b))),
+        (_, Value::Null) if m.settings.allow_missing && feature.kind == FeatureKind::Numeric => {
+            Ok(f32::NAN)
+        }
+        (_, Value::Null) => Err(bad(format!(
+            "{}: null; this model does not accept missing values",
+            what()
+        ))),
+        (FeatureKind::Numeric, _) => Err(bad(format!("{}: expected a number", what()))),
+        (FeatureKind::Categorical, _) => {
+            Err(bad(format!("{}: expected a category string", what())))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+fn write_json_str(buf: &mut Vec<u8>, s: &str) {
+    // Serializing a &str cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+fn write_data(buf: &mut Vec<u8>, data: &TensorData) {
+    let _ = match data {
+        TensorData::F32(v) => serde_json::to_writer(&mut *buf, v),
+        TensorData::F64(v) => serde_json::to_writer(&mut *buf, v),
+        TensorData::I32(v) => serde_json::to_writer(&mut *buf, v),
+        TensorData::I64(v) => serde_json::to_writer(&mut *buf, v),
+        TensorData::Bool(v) => serde_json::to_writer(&mut *buf, v),
+    };
+}
+
+/// OIP response body.
+pub fn encode_infer(
+    m: &LoadedModel,
+    id: Option<&str>,
+    rows: usize,
+    outputs: &[Output],
+    selected: &[usize],
+) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(96 + rows * 12 * selected.len());
+    buf.extend_from_slice(b"{\"model_name\":");
+    write_json_str(&mut buf, &m.name);
+    buf.extend_from_slice(b",\"model_version\":");
+    write_json_str(&mut buf, &m.version_label);
+    if let Some(id) = id {
+        buf.extend_from_slice(b",\"id\":");
+        write_json_str(&mut buf, id);
+    }
+    buf.extend_from_slice(b",\"outputs\":[");
+    for (n, &ix) in selected.iter().enumerate() {
+        let meta = &m.outputs[ix];
+        if n > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"{\"name\":");
+        write_json_str(&mut buf, &meta.name);
+        let _ = write!(
+            DisplayBuf(&mut buf),
+            ",\"datatype\":\"{}\",\"shape\":[{rows}",
+            meta.dtype.oip_name()
+        );
+        for d in &meta.row_shape {
+            let _ = write!(DisplayBuf(&mut buf), ",{d}");
+        }
+        buf.extend_from_slice(b"],\"data\":");
+        write_data(&mut buf, &outputs[ix].data);
+        buf.push(b'}');
+    }
+    buf.extend_from_slice(b"]}");
+    buf
+}
+
+/// v1 response: `{"predictions": [...]}`; one value per row when the (first) output has one
+/// element per row, a list per row otherwise; several outputs give one object per row.
+pub fn encode_predictions(m: &LoadedModel, rows: usize, outputs: &[Output]) -> Vec<u8> {
+    let row_json = |ix: usize, r: usize| -> Value {
+        let per = m.outputs[ix].row_len();
+        let vals: Vec<Value> = (r * per..(r + 1) * per)
+            .map(|i| match &outputs[ix].data {
+                TensorData::F32(v) => Value::from(v[i]),
+                TensorData::F64(v) => Value::from(v[i]),
+                TensorData::I32(v) => Value::from(v[i]),
+                TensorData::I64(v) => Value::from(v[i]),
+                TensorData::Bool(v) => Value::from(v[i]),
+            })
+            .collect();
+        if per == 1 {
+            vals.into_iter().next().unwrap_or(Value::Null)
+        } else {
+            Value::Array(vals)
+        }
+    };
+    let predictions: Vec<Value> = (0..rows)
+        .map(|r| {
+            if m.outputs.len() == 1 {
+                row_json(0, r)
+            } else {
+                Value::Object(
+                    m.outputs
+                        .iter()
+                        .enumerate()
+                        .map(|(ix, meta)| (meta.name.clone(), row_json(ix, r)))
+                        .collect(),
+                )
+            }
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "predictions": predictions })).unwrap_or_default()
+}
+
+struct DisplayBuf<'a>(&'a mut Vec<u8>);
+impl std::fmt::Write for DisplayBuf<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}

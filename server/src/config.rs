@@ -1,0 +1,396 @@
+//! Configuration: clap flags (each with a `VANE_…` env var) layered over an optional TOML file
+//! layered over defaults. Parsed and validated once at startup.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendKind;
+
+/// Command line of `vane-server`. Every flag also reads an environment variable; a TOML file
+/// (`--config`) supplies anything not given on the command line or in the environment.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "vane-server",
+    version,
+    about = "Vane inference server (Open Inference Protocol v2)"
+)]
+pub struct Cli {
+    /// Model registry: a directory laid out as <model>/versions/<n>/ + <model>/aliases.json.
+    #[arg(long, env = "VANE_REGISTRY")]
+    pub registry: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port (printed at startup).
+    #[arg(long, env = "VANE_ADDR")]
+    pub addr: Option<SocketAddr>,
+    /// TOML configuration file (flags and env vars override it).
+    #[arg(long, env = "VANE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Inference backend: auto (ONNX Runtime if available, else tract), ort, tract.
+    #[arg(long, env = "VANE_BACKEND", value_enum)]
+    pub backend: Option<BackendKind>,
+    /// Path to libonnxruntime.so (otherwise: Vane's cache, then a Python onnxruntime package).
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Alias served for each model.
+    #[arg(long, env = "VANE_ALIAS")]
+    pub alias: Option<String>,
+    /// Threads of the HTTP runtime (default: number of cores).
+    #[arg(long, env = "VANE_HTTP_THREADS")]
+    pub http_threads: Option<usize>,
+    /// Largest accepted request body in bytes (larger → 413).
+    #[arg(long, env = "VANE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
+    #[arg(long, env = "VANE_SHUTDOWN_GRACE_S")]
+    pub shutdown_grace_s: Option<u64>,
+    #[command(flatten)]
+    pub model: ModelFlags,
+}
+
+/// Per-model settings settable as flags (defaults for every model).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ModelFlags {
+    /// Inference worker threads per model version (each owns one backend session).
+    #[arg(long, env = "VANE_WORKERS")]
+    pub workers: Option<usize>,
+    /// ONNX Runtime intra-op threads per session (workers × this must not exceed cores).
+    #[arg(long, env = "VANE_INTRA_OP_THREADS")]
+    pub intra_op_threads: Option<usize>,
+    /// Most rows a worker merges into one batch.
+    #[arg(long, env = "VANE_MAX_BATCH_ROWS")]
+    pub max_batch_rows: Option<usize>,
+    /// Longest a queued request waits for batch mates, in microseconds (only under backlog).
+    #[arg(long, env = "VANE_MAX_QUEUE_DELAY_US")]
+    pub max_queue_delay_us: Option<u64>,
+    /// Requests the queue holds before answering 429.
+    #[arg(long, env = "VANE_QUEUE_CAPACITY")]
+    pub queue_capacity: Option<usize>,
+    /// Most rows one request may carry (more → 400).
+    #[arg(long, env = "VANE_MAX_REQUEST_ROWS")]
+    pub max_request_rows: Option<usize>,
+    /// Default per-request deadline in milliseconds (0 = none); requests may set their own.
+    #[arg(long, env = "VANE_TIMEOUT_MS")]
+    pub timeout_ms: Option<u64>,
+    /// Accept null for numeric features and pass it to the model as NaN.
+    #[arg(long, env = "VANE_ALLOW_MISSING")]
+    pub allow_missing: Option<bool>,
+}
+
+/// The TOML file. Top-level keys mirror the flags; `[batching]` holds model defaults and
+/// `[models.<name>]` per-model overrides.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub registry: Option<PathBuf>,
+    pub addr: Option<SocketAddr>,
+    pub backend: Option<BackendKind>,
+    pub ort_lib: Option<PathBuf>,
+    pub alias: Option<String>,
+    pub http_threads: Option<usize>,
+    pub max_body_bytes: Option<usize>,
+    pub shutdown_grace_s: Option<u64>,
+    #[serde(default)]
+    pub batching: PartialModelSettings,
+    #[serde(default)]
+    pub models: BTreeMap<String, PartialModelSettings>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialModelSettings {
+    pub workers: Option<usize>,
+    pub intra_op_threads: Option<usize>,
+    pub max_batch_rows: Option<usize>,
+    pub max_queue_delay_us: Option<u64>,
+    pub queue_capacity: Option<usize>,
+    pub max_request_rows: Option<usize>,
+    pub timeout_ms: Option<u64>,
+    pub allow_missing: Option<bool>,
+}
+
+impl PartialModelSettings {
+    fn from_flags(f: &ModelFlags) -> Self {
+        Self {
+            workers: f.workers,
+            intra_op_threads: f.intra_op_threads,
+            max_batch_rows: f.max_batch_rows,
+            max_queue_delay_us: f.max_queue_delay_us,
+            queue_capacity: f.queue_capacity,
+            max_request_rows: f.max_request_rows,
+            timeout_ms: f.timeout_ms,
+            allow_missing: f.allow_missing,
+        }
+    }
+
+    /// Values of `self`, falling back to `base`.
+    fn over(&self, base: &ModelSettings) -> ModelSettings {
+        ModelSettings {
+            workers: self.workers.unwrap_or(base.workers),
+            intra_op_threads: self.intra_op_threads.unwrap_or(base.intra_op_threads),
+            max_batch_rows: self.max_batch_rows.unwrap_or(base.max_batch_rows),
+            max_queue_delay_us: self.max_queue_delay_us.unwrap_or(base.max_queue_delay_us),
+            queue_capacity: self.queue_capacity.unwrap_or(base.queue_capacity),
+            max_request_rows: self.max_request_rows.unwrap_or(base.max_request_rows),
+            timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
+            allow_missing: self.allow_missing.unwrap_or(base.allow_missing),
+        }
+    }
+
+    /// Fields set in `self` win over fields set in `other`.
+    fn or(&self, other: &PartialModelSettings) -> PartialModelSettings {
+        PartialModelSettings {
+            workers: self.workers.or(other.workers),
+            intra_op_threads: self.intra_op_threads.or(other.intra_op_threads),
+            max_batch_rows: self.max_batch_rows.or(other.max_batch_rows),
+            max_queue_delay_us: self.max_queue_delay_us.or(other.max_queue_delay_us),
+            queue_capacity: self.queue_capacity.or(other.queue_capacity),
+            max_request_rows: self.max_request_rows.or(other.max_request_rows),
+            timeout_ms: self.timeout_ms.or(other.timeout_ms),
+            allow_missing: self.allow_missing.or(other.allow_missing),
+        }
+    }
+}
+
+/// Effective settings of one model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelSettings {
+    pub workers: usize,
+    pub intra_op_threads: usize,
+    pub max_batch_rows: usize,
+    pub max_queue_delay_us: u64,
+    pub queue_capacity: usize,
+    pub max_request_rows: usize,
+    pub timeout_ms: u64,
+    pub allow_missing: bool,
+}
+
+impl ModelSettings {
+    pub fn defaults(cores: usize) -> Self {
+        Self {
+            workers: cores.max(1),
+            intra_op_threads: 1,
+            max_batch_rows: 64,
+            max_queue_delay_us: 500,
+            queue_capacity: 1024,
+            max_request_rows: 4096,
+            timeout_ms: 10_000,
+            allow_missing: false,
+        }
+    }
+
+    pub fn max_queue_delay(&self) -> Duration {
+        Duration::from_micros(self.max_queue_delay_us)
+    }
+
+    pub fn default_timeout(&self) -> Option<Duration> {
+        (self.timeout_ms > 0).then(|| Duration::from_millis(self.timeout_ms))
+    }
+
+    fn validate(&self, what: &str, cores: usize) -> Result<(), String> {
+        let positive = [
+            ("workers", self.workers),
+            ("intra_op_threads", self.intra_op_threads),
+            ("max_batch_rows", self.max_batch_rows),
+            ("queue_capacity", self.queue_capacity),
+            ("max_request_rows", self.max_request_rows),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(format!("{what}: {name} must be at least 1"));
+            }
+        }
+        if self.workers * self.intra_op_threads > cores {
+            return Err(format!(
+                "{what}: workers ({}) × intra_op_threads ({}) exceeds the {cores} available cores; lower one of them",
+                self.workers, self.intra_op_threads
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The validated, effective configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub registry: PathBuf,
+    pub addr: SocketAddr,
+    pub backend: BackendKind,
+    pub ort_lib: Option<PathBuf>,
+    pub alias: String,
+    pub http_threads: usize,
+    pub max_body_bytes: usize,
+    pub shutdown_grace_s: u64,
+    pub cores: usize,
+    pub defaults: ModelSettings,
+    pub models: BTreeMap<String, ModelSettings>,
+}
+
+impl Config {
+    /// Layers flags/env over the TOML file (if any) over defaults, and validates.
+    pub fn from_cli(cli: Cli) -> Result<Self, String> {
+        let file = match &cli.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        Self::layer(cli, file, available_cores())
+    }
+
+    /// Pure layering, testable without touching the environment or the filesystem.
+    pub fn layer(cli: Cli, file: FileConfig, cores: usize) -> Result<Self, String> {
+        let registry = cli
+            .registry
+            .or(file.registry)
+            .ok_or("no registry: pass --registry <dir> (or VANE_REGISTRY, or `registry` in the config file)")?;
+        let flag_defaults = PartialModelSettings::from_flags(&cli.model);
+        let defaults = flag_defaults
+            .or(&file.batching)
+            .over(&ModelSettings::defaults(cores));
+        defaults.validate("defaults", cores)?;
+        let mut models = BTreeMap::new();
+        for (name, partial) in &file.models {
+            // Flags and env vars set on the command line still win over the file.
+            let s = flag_defaults.or(partial).over(&defaults);
+            s.validate(&format!("model {name:?}"), cores)?;
+            models.insert(name.clone(), s);
+        }
+        let cfg = Config {
+            registry,
+            addr: cli
+                .addr
+                .or(file.addr)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            backend: cli.backend.or(file.backend).unwrap_or(BackendKind::Auto),
+            ort_lib: cli.ort_lib.or(file.ort_lib),
+            alias: cli
+                .alias
+                .or(file.alias)
+                .unwrap_or_else(|| "champion".into()),
+            http_threads: cli
+                .http_threads
+                .or(file.http_threads)
+                .unwrap_or(cores)
+                .max(1),
+            max_body_bytes: cli
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(8 << 20),
+            shutdown_grace_s: cli.shutdown_grace_s.or(file.shutdown_grace_s).unwrap_or(30),
+            cores,
+            defaults,
+            models,
+        };
+        if cfg.max_body_bytes == 0 {
+            return Err("max_body_bytes must be at least 1".into());
+        }
+        Ok(cfg)
+    }
+
+    /// Effective settings for `model`.
+    pub fn model_settings(&self, model: &str) -> &ModelSettings {
+        self.models.get(model).unwrap_or(&self.defaults)
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+}
+
+/// Cores this process may use.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut full = vec!["vane-server"];
+        full.extend_from_slice(args);
+        Cli::try_parse_from(full).unwrap()
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let cfg = Config::layer(cli(&["--registry", "/r"]), FileConfig::default(), 4).unwrap();
+        assert_eq!(cfg.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(cfg.backend, BackendKind::Auto);
+        assert_eq!(cfg.defaults.workers, 4);
+        assert_eq!(cfg.alias, "champion");
+    }
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            registry = "/from-file"
+            addr = "0.0.0.0:9000"
+            backend = "tract"
+            [batching]
+            max_batch_rows = 128
+            max_queue_delay_us = 100
+            [models.m]
+            max_batch_rows = 256
+            workers = 1
+            "#,
+        )
+        .unwrap();
+        let cfg = Config::layer(
+            cli(&["--max-queue-delay-us", "7", "--backend", "ort"]),
+            file,
+            2,
+        )
+        .unwrap();
+        assert_eq!(cfg.registry, PathBuf::from("/from-file"));
+        assert_eq!(cfg.backend, BackendKind::Ort);
+        assert_eq!(cfg.defaults.max_batch_rows, 128);
+        assert_eq!(cfg.defaults.max_queue_delay_us, 7);
+        let m = cfg.model_settings("m");
+        assert_eq!(
+            (m.max_batch_rows, m.workers, m.max_queue_delay_us),
+            (256, 1, 7)
+        );
+        assert_eq!(cfg.model_settings("other").max_batch_rows, 128);
+    }
+
+    #[test]
+    fn oversubscription_is_refused() {
+        let err = Config::layer(
+            cli(&[
+                "--registry",
+                "/r",
+                "--workers",
+                "2",
+                "--intra-op-threads",
+                "2",
+            ]),
+            FileConfig::default(),
+            2,
+        )
+        .unwrap_err();
+        assert!(err.contains("exceeds"), "{err}");
+    }
+
+    #[test]
+    fn missing_registry_and_bad_values_are_named() {
+        let err = Config::layer(cli(&[]), FileConfig::default(), 2).unwrap_err();
+        assert!(err.contains("--registry"), "{err}");
+        let err = Config::layer(
+            cli(&["--registry", "/r", "--max-batch-rows", "0"]),
+            FileConfig::default(),
+            2,
+        )
+        .unwrap_err();
+        assert!(err.contains("max_batch_rows"), "{err}");
+        assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
+        assert!(Cli::try_parse_from(["vane-server", "--backend", "gpu"]).is_err());
+    }
+}

@@ -1,0 +1,504 @@
+//! HTTP front: the accept loop, the router, and the handlers.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Body;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::batcher::{Job, SubmitError};
+use crate::codec;
+use crate::error::ApiError;
+use crate::metrics::{Metrics, Outcome};
+use crate::model::{LoadedModel, LookupError, ModelTable};
+
+/// Shared state of the HTTP front.
+pub struct AppState {
+    pub models: ArcSwap<ModelTable>,
+    pub metrics: Metrics,
+    pub max_body_bytes: usize,
+    /// False until models are loaded; false again while shutting down.
+    pub ready: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(table: ModelTable, metrics: Metrics, max_body_bytes: usize) -> Self {
+        Self {
+            models: ArcSwap::from_pointee(table),
+            metrics,
+            max_body_bytes,
+            ready: AtomicBool::new(false),
+        }
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+/// Serves connections from `listener` until `shutdown` resolves, then stops accepting and
+/// gives in-flight requests up to `grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder.keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let st = state.clone();
+                    let svc = service_fn(move |req| {
+                        let st = st.clone();
+                        async move { Ok::<_, Infallible>(handle(&st, req).await) }
+                    });
+                    let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), svc));
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    state.ready.store(false, Ordering::SeqCst);
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(grace) => tracing::warn!(grace_s = grace.as_secs(), "grace period over; closing remaining connections"),
+    }
+}
+
+/// Routes one request; every error becomes a JSON response here.
+pub async fn handle<B>(state: &AppState, req: Request<B>) -> Resp
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let resp = route(state, req)
+        .await
+        .unwrap_or_else(ApiError::into_response);
+    state.metrics.http_response(resp.status().as_u16());
+    resp
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Resp {
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(bytes)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn require(method: &Method, want: Method, allow: &'static str, path: &str) -> Result<(), ApiError> {
+    if *method == want || (want == Method::GET && *method == Method::HEAD) {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed(
+            format!("{path} does not accept {method}; use {allow}"),
+            allow,
+        ))
+    }
+}
+
+async fn route<B>(state: &AppState, req: Request<B>) -> Result<Resp, ApiError>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let get = |m: &Method| require(m, Method::GET, "GET", &path);
+    let post = |m: &Method| require(m, Method::POST, "POST", &path);
+    match segs.as_slice() {
+        ["v2", "health", "live"] => {
+            get(&method)?;
+            Ok(json_response(StatusCode::OK, json!({ "live": true })))
+        }
+        ["v2", "health", "ready"] => {
+            get(&method)?;
+            let ready = state.ready.load(Ordering::SeqCst);
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            Ok(json_response(status, json!({ "ready": ready })))
+        }
+        ["v2"] => {
+            get(&method)?;
+            Ok(json_response(
+                StatusCode::OK,
+                json!({
+                    "name": "vane",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "extensions": ["statistics"],
+                }),
+            ))
+        }
+        ["v2", "models", m] => {
+            get(&method)?;
+            model_metadata(state, m, None)
+        }
+        ["v2", "models", m, "versions", v] => {
+            get(&method)?;
+            model_metadata(state, m, Some(v))
+        }
+        ["v2", "models", m, "ready"] => {
+            get(&method)?;
+            model_ready(state, m, None)
+        }
+        ["v2", "models", m, "versions", v, "ready"] => {
+            get(&method)?;
+            model_ready(state, m, Some(v))
+        }
+        ["v2", "models", m, "stats"] => {
+            get(&method)?;
+            model_stats(state, m, None)
+        }
+        ["v2", "models", m, "versions", v, "stats"] => {
+            get(&method)?;
+            model_stats(state, m, Some(v))
+        }
+        ["v2", "models", m, "infer"] => {
+            post(&method)?;
+            let (m, v) = (m.to_string(), None);
+            infer(state, req, &m, v, Api::V2).await
+        }
+        ["v2", "models", m, "versions", v, "infer"] => {
+            post(&method)?;
+            let (m, v) = (m.to_string(), Some(v.to_string()));
+            infer(state, req, &m, v.as_deref(), Api::V2).await
+        }
+        ["v1", "models", m] if m.ends_with(":predict") => {
+            post(&method)?;
+            let m = m.trim_end_matches(":predict").to_string();
+            infer(state, req, &m, None, Api::V1).await
+        }
+        ["metrics"] => {
+            get(&method)?;
+            for m in state.models.load().all() {
+                state
+                    .metrics
+                    .set_queue_depth(&m.name, &m.version_label, m.batcher.queue_len());
+            }
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, Metrics::content_type())
+                .body(Full::new(Bytes::from(state.metrics.render())))
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+        }
+        _ => Err(ApiError::NotFound(format!("no route for {method} {path}"))),
+    }
+}
+
+fn lookup(
+    state: &AppState,
+    model: &str,
+    version: Option<&str>,
+) -> Result<Arc<LoadedModel>, ApiError> {
+    let table = state.models.load();
+    table.get(model, version).cloned().map_err(|e| match e {
+        LookupError::UnknownModel => ApiError::NotFound(format!("unknown model {model:?}")),
+        LookupError::UnknownVersion => ApiError::NotFound(format!(
+            "model {model:?} has no loaded version {:?}",
+            version.unwrap_or_default()
+        )),
+    })
+}
+
+fn model_metadata(state: &AppState, model: &str, version: Option<&str>) -> Result<Resp, ApiError> {
+    let m = lookup(state, model, version)?;
+    let versions: Vec<String> = state
+        .models
+        .load()
+        .models
+        .get(model)
+        .map(|e| e.versions.keys().map(u64::to_string).collect())
+        .unwrap_or_default();
+    let sig = &m.signature;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({
+            "name": m.name,
+            "versions": versions,
+            "platform": "onnx",
+            "inputs": [{ "name": sig.tensor.name, "datatype": sig.tensor.datatype, "shape": sig.tensor.shape }],
+            "outputs": m.outputs.iter().map(|o| {
+                let mut shape = vec![-1i64];
+                shape.extend(o.row_shape.iter().map(|d| *d as i64));
+                json!({ "name": o.name, "datatype": o.dtype.oip_name(), "shape": shape })
+            }).collect::<Vec<_>>(),
+            "parameters": {
+                "version": m.version_label,
+                "backend": m.backend,
+                "content_types": ["np", "pd"],
+                "features": sig.inputs,
+            },
+        }),
+    ))
+}
+
+fn model_ready(state: &AppState, model: &str, version: Option<&str>) -> Result<Resp, ApiError> {
+    let m = lookup(state, model, version)?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({ "name": m.name, "version": m.version_label, "ready": true }),
+    ))
+}
+
+fn model_stats(state: &AppState, model: &str, version: Option<&str>) -> Result<Resp, ApiError> {
+    let m = lookup(state, model, version)?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({
+            "model_name": m.name,
+            "model_version": m.version_label,
+            "backend": m.backend,
+            "queue_depth": m.batcher.queue_len(),
+            "stats": m.observer.stats.snapshot(),
+        }),
+    ))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Api {
+    V2,
+    V1,
+}
+
+/// Most bytes drained from a refused body so the client reads our 413 instead of a reset.
+const LINGER_BYTES: usize = 64 << 20;
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Bytes, ApiError>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let too_large = || {
+        ApiError::PayloadTooLarge(format!(
+            "request body exceeds the {limit}-byte limit (max_body_bytes)"
+        ))
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<u64>().ok());
+    let mut body = req.into_body();
+    if declared.is_some_and(|n| n > limit as u64) {
+        linger(body);
+        return Err(too_large());
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::BadRequest(format!("could not read request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                linger(body);
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads and discards the rest of a refused body in the background (bounded in bytes and
+/// time): closing a socket with unread input makes the kernel send a reset, which can destroy
+/// the error response before the client reads it.
+fn linger<B>(mut body: B)
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+{
+    tokio::spawn(async move {
+        let drain = async {
+            let mut seen = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, |d| d.len());
+                if seen > LINGER_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    });
+}
+
+fn header_timeout<B>(req: &Request<B>) -> Result<Option<Duration>, ApiError> {
+    match req.headers().get("x-vane-timeout-ms") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(|ms| Some(Duration::from_millis(ms)))
+            .ok_or_else(|| {
+                ApiError::BadRequest(
+                    "header x-vane-timeout-ms must be a positive integer (milliseconds)".into(),
+                )
+            }),
+    }
+}
+
+async fn infer<B>(
+    state: &AppState,
+    req: Request<B>,
+    model: &str,
+    version: Option<&str>,
+    api: Api,
+) -> Result<Resp, ApiError>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let t0 = Instant::now();
+    let m = lookup(state, model, version)?;
+    let result = infer_on(state, &m, req, api, t0).await;
+    let metrics = &m.observer.metrics;
+    match &result {
+        Ok(_) => {
+            let total = t0.elapsed();
+            metrics.outcome(Outcome::Success);
+            metrics.request_duration.observe(total.as_secs_f64());
+            m.observer.stats.record_total(total);
+        }
+        Err(e) => metrics.outcome(e.outcome()),
+    }
+    result
+}
+
+async fn infer_on<B>(
+    state: &AppState,
+    m: &Arc<LoadedModel>,
+    req: Request<B>,
+    api: Api,
+    t0: Instant,
+) -> Result<Resp, ApiError>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let header_timeout = header_timeout(&req)?;
+    let body = read_body(req, state.max_body_bytes).await?;
+    let decoded = match api {
+        Api::V2 => codec::decode_infer(m, &body)?,
+        Api::V1 => {
+            let (input, rows) = codec::decode_records(m, &body)?;
+            codec::Decoded {
+                input,
+                rows,
+                id: None,
+                outputs: (0..m.outputs.len()).collect(),
+                timeout: None,
+            }
+        }
+    };
+    drop(body);
+    let timeout = decoded
+        .timeout
+        .or(header_timeout)
+        .or(m.settings.default_timeout());
+    let deadline = timeout.map(|t| t0 + t);
+    let (tx, rx) = oneshot::channel();
+    let rows = decoded.rows;
+    let job = Job {
+        input: decoded.input,
+        rows,
+        enqueued: Instant::now(),
+        deadline,
+        reply: tx,
+    };
+    m.batcher.submit(job).map_err(|e| match e {
+        SubmitError::Full(_) => ApiError::Overloaded {
+            model: m.name.clone(),
+            retry_after_s: 1,
+        },
+        SubmitError::Closed(_) => ApiError::NotReady(format!(
+            "model {:?} version {} is unloading",
+            m.name, m.version
+        )),
+    })?;
+    let answer = match deadline {
+        Some(d) => match tokio::time::timeout_at(d.into(), rx).await {
+            Ok(a) => a,
+            Err(_) => {
+                return Err(ApiError::DeadlineExceeded(format!(
+                    "deadline of {} ms exceeded before the request was executed",
+                    timeout.unwrap_or_default().as_millis()
+                )));
+            }
+        },
+        None => rx.await,
+    };
+    let out = answer
+        .map_err(|_| ApiError::Internal("the inference worker dropped the request".into()))??;
+    let body = match api {
+        Api::V2 => codec::encode_infer(
+            m,
+            decoded.id.as_deref(),
+            rows,
+            &out.outputs,
+            &decoded.outputs,
+        ),
+        Api::V1 => codec::encode_predictions(m, rows, &out.outputs),
+    };
+    let total = t0.elapsed();
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&m.version_label) {
+        h.insert("x-vane-model-version", v);
+    }
+    h.insert(
+        "x-vane-queue-us",
+        HeaderValue::from(out.queue.as_micros() as u64),
+    );
+    h.insert(
+        "x-vane-compute-us",
+        HeaderValue::from(out.compute.as_micros() as u64),
+    );
+    h.insert(
+        "x-vane-total-us",
+        HeaderValue::from(total.as_micros() as u64),
+    );
+    h.insert(
+        "x-vane-batch-rows",
+        HeaderValue::from(out.batch_rows as u64),
+    );
+    Ok(resp)
+}

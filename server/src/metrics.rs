@@ -1,0 +1,251 @@
+//! Prometheus metrics: every name lives here. Prefix `vane_`, base units, `_total` counters,
+//! labels `model`, `version`, `outcome`, `backend`, `status` only.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Request outcomes, as the `outcome` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    BadRequest,
+    TooLarge,
+    Rejected,
+    Timeout,
+    Error,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 6] = [
+        Outcome::Success,
+        Outcome::BadRequest,
+        Outcome::TooLarge,
+        Outcome::Rejected,
+        Outcome::Timeout,
+        Outcome::Error,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::BadRequest => "bad_request",
+            Outcome::TooLarge => "too_large",
+            Outcome::Rejected => "rejected",
+            Outcome::Timeout => "timeout",
+            Outcome::Error => "error",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Latency buckets: 10 µs doubling to ~2.6 s.
+fn latency_buckets() -> Vec<f64> {
+    prometheus::exponential_buckets(10e-6, 2.0, 19).expect("valid buckets")
+}
+
+/// Server-wide metric families.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    queue_duration: HistogramVec,
+    compute_duration: HistogramVec,
+    batch_rows: HistogramVec,
+    cancelled: IntCounterVec,
+    queue_depth: IntGaugeVec,
+    model_info: IntGaugeVec,
+    http_responses: IntCounterVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new_custom(Some("vane".into()), None).expect("valid prefix");
+        let mv = &["model", "version"];
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "requests_total",
+                "Inference requests by model, version and outcome.",
+            ),
+            &["model", "version", "outcome"],
+        )
+        .expect("metric");
+        let hist = |name: &str, help: &str, buckets: Vec<f64>| {
+            HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), mv).expect("metric")
+        };
+        let request_duration = hist(
+            "request_duration_seconds",
+            "Inference request time from headers received to response ready.",
+            latency_buckets(),
+        );
+        let queue_duration = hist(
+            "queue_duration_seconds",
+            "Time a request waited in the batch queue.",
+            latency_buckets(),
+        );
+        let compute_duration = hist(
+            "compute_duration_seconds",
+            "Backend time per executed batch.",
+            latency_buckets(),
+        );
+        let batch_rows = hist(
+            "batch_rows",
+            "Rows per executed batch.",
+            prometheus::exponential_buckets(1.0, 2.0, 13).expect("valid buckets"),
+        );
+        let cancelled = IntCounterVec::new(
+            Opts::new(
+                "requests_dropped_total",
+                "Queued requests dropped before execution because the client went away.",
+            ),
+            mv,
+        )
+        .expect("metric");
+        let queue_depth = IntGaugeVec::new(
+            Opts::new(
+                "queue_depth",
+                "Requests waiting in the batch queue (sampled at scrape).",
+            ),
+            mv,
+        )
+        .expect("metric");
+        let model_info = IntGaugeVec::new(
+            Opts::new(
+                "model_info",
+                "Loaded model versions (value 1) and their backend.",
+            ),
+            &["model", "version", "backend"],
+        )
+        .expect("metric");
+        let http_responses = IntCounterVec::new(
+            Opts::new("http_responses_total", "HTTP responses by status code."),
+            &["status"],
+        )
+        .expect("metric");
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_duration.clone()),
+            Box::new(queue_duration.clone()),
+            Box::new(compute_duration.clone()),
+            Box::new(batch_rows.clone()),
+            Box::new(cancelled.clone()),
+            Box::new(queue_depth.clone()),
+            Box::new(model_info.clone()),
+            Box::new(http_responses.clone()),
+        ] {
+            registry.register(c).expect("unique metric");
+        }
+        Self {
+            registry,
+            requests,
+            request_duration,
+            queue_duration,
+            compute_duration,
+            batch_rows,
+            cancelled,
+            queue_depth,
+            model_info,
+            http_responses,
+        }
+    }
+
+    /// Handles for one model version, resolved once so the hot path does no label lookups.
+    pub fn for_model(&self, model: &str, version: &str, backend: &str) -> ModelMetrics {
+        let lv = [model, version];
+        self.model_info
+            .with_label_values(&[model, version, backend])
+            .set(1);
+        ModelMetrics {
+            outcomes: Outcome::ALL.map(|o| {
+                self.requests
+                    .with_label_values(&[model, version, o.label()])
+            }),
+            request_duration: self.request_duration.with_label_values(&lv),
+            queue_duration: self.queue_duration.with_label_values(&lv),
+            compute_duration: self.compute_duration.with_label_values(&lv),
+            batch_rows: self.batch_rows.with_label_values(&lv),
+            cancelled: self.cancelled.with_label_values(&lv),
+        }
+    }
+
+    pub fn set_queue_depth(&self, model: &str, version: &str, depth: usize) {
+        self.queue_depth
+            .with_label_values(&[model, version])
+            .set(depth as i64);
+    }
+
+    pub fn http_response(&self, status: u16) {
+        // Status codes are a small closed set, so the label stays low-cardinality.
+        self.http_responses
+            .with_label_values(&[status.to_string()])
+            .inc();
+    }
+
+    /// Text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "metrics encoding failed");
+        }
+        out
+    }
+
+    pub fn content_type() -> String {
+        TextEncoder::new().format_type().to_string()
+    }
+}
+
+/// Pre-resolved metric handles of one model version.
+#[derive(Clone)]
+pub struct ModelMetrics {
+    outcomes: [IntCounter; 6],
+    pub request_duration: Histogram,
+    pub queue_duration: Histogram,
+    pub compute_duration: Histogram,
+    pub batch_rows: Histogram,
+    pub cancelled: IntCounter,
+}
+
+impl ModelMetrics {
+    pub fn outcome(&self, o: Outcome) {
+        self.outcomes[o.index()].inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_expected_families() {
+        let m = Metrics::new();
+        let mm = m.for_model("m", "1", "tract");
+        mm.outcome(Outcome::Success);
+        mm.request_duration.observe(0.000_25);
+        mm.batch_rows.observe(8.0);
+        m.set_queue_depth("m", "1", 3);
+        m.http_response(200);
+        let text = m.render();
+        for needle in [
+            r#"vane_requests_total{model="m",outcome="success",version="1"} 1"#,
+            r#"vane_request_duration_seconds_bucket{model="m",version="1",le="0.00001"} 0"#,
+            r#"vane_request_duration_seconds_bucket{model="m",version="1",le="0.00032"} 1"#,
+            r#"vane_batch_rows_bucket{model="m",version="1",le="8"} 1"#,
+            r#"vane_queue_depth{model="m",version="1"} 3"#,
+            r#"vane_model_info{backend="tract",model="m",version="1"} 1"#,
+            r#"vane_http_responses_total{status="200"} 1"#,
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real `vane-server` binary on 127.0.0.1:0.
+
+mod bad_input;
+mod foreign;
+mod lifecycle;
+mod scoring;
+mod util;
