@@ -8,7 +8,7 @@ fn example_command_publishes_and_prints_one_line_per_model() {
     let out = Command::new(env!("CARGO_BIN_EXE_vane-models"))
         .args(["example", "--registry"])
         .arg(tmp.path())
-        .env_remove("VANE_REGISTRY_DIR")
+        .env_remove("VANE_REGISTRY")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -36,7 +36,7 @@ fn example_command_publishes_and_prints_one_line_per_model() {
 fn example_command_requires_a_registry() {
     let out = Command::new(env!("CARGO_BIN_EXE_vane-models"))
         .arg("example")
-        .env_remove("VANE_REGISTRY_DIR")
+        .env_remove("VANE_REGISTRY")
         .output()
         .unwrap();
     assert!(!out.status.success());
