@@ -15,6 +15,7 @@ use vane_server::backend::{self, BackendKind, LoadOptions};
 const BATCHES: [usize; 4] = [1, 8, 64, 256];
 
 fn backends(c: &mut Criterion) {
+    vane_benches::quiet_library_backtraces();
     let ort = match backend::ortlib::discover(
         std::env::var_os("ORT_DYLIB_PATH")
             .map(std::path::PathBuf::from)

@@ -597,6 +597,44 @@ fn sample_metrics(model: &Model) -> Value {
     })
 }
 
+/// Publishes a seeded MLP (`depth` hidden layers of `width`) over the credit-risk signature as
+/// a new version of `name` and points `champion` at it. Returns the version.
+pub fn publish_seeded_mlp(
+    dir: &Path,
+    name: &str,
+    width: usize,
+    depth: usize,
+    seed: u64,
+) -> anyhow::Result<u64> {
+    anyhow::ensure!(width > 0, "--width must be at least 1");
+    let model: Model = Mlp::seeded(standardize(), width, depth, seed).into();
+    let registry =
+        DirRegistry::create(dir).with_context(|| format!("opening registry {}", dir.display()))?;
+    let version = registry
+        .publish(&PublishRequest {
+            model: name.into(),
+            files: vec![
+                ("model.onnx".into(), model.to_onnx()),
+                (
+                    "signature.json".into(),
+                    serde_json::to_vec_pretty(&signature())?,
+                ),
+            ],
+            lineage: json!({
+                "generator": "vane-models mlp",
+                "generator_version": env!("CARGO_PKG_VERSION"),
+                "model_kind": "mlp",
+                "hidden_layers": vec![width; depth],
+                "seed": seed,
+                "data": "untrained: seeded weights, for benchmarks",
+            }),
+            metrics: sample_metrics(&model),
+        })
+        .with_context(|| format!("publishing {name}"))?;
+    registry.set_alias(name, "champion", version)?;
+    Ok(version)
+}
+
 /// Publishes the three example models into the directory registry at `dir` (created if
 /// needed) and points each one's `champion` alias at the new version. Returns
 /// `(model name, version)` in publish order.

@@ -22,6 +22,24 @@ enum Command {
         #[arg(long, env = "VANE_REGISTRY")]
         registry: PathBuf,
     },
+    /// Publish a seeded (untrained) MLP of any size over the credit-risk signature, e.g. to
+    /// measure how batching pays off as per-row compute grows. Moves `champion` to it.
+    Mlp {
+        /// Registry root directory (created if missing).
+        #[arg(long, env = "VANE_REGISTRY")]
+        registry: PathBuf,
+        /// Model name in the registry.
+        #[arg(long)]
+        name: String,
+        /// Hidden units per layer.
+        #[arg(long, default_value_t = 256)]
+        width: usize,
+        /// Hidden layers.
+        #[arg(long, default_value_t = 4)]
+        depth: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn main() {
@@ -42,6 +60,17 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{name} version {version} (champion) -> {}", dir.display());
             }
         }
+        Command::Mlp {
+            registry,
+            name,
+            width,
+            depth,
+            seed,
+        } => {
+            let version =
+                vane_models::credit::publish_seeded_mlp(&registry, &name, width, depth, seed)?;
+            println!("{name} version {version} (champion): MLP {depth}x{width}, seed {seed}");
+        }
     }
     Ok(())
 }
@@ -53,7 +82,24 @@ mod tests {
     #[test]
     fn example_command_parses() {
         let cli = Cli::try_parse_from(["vane-models", "example", "--registry", "/tmp/r"]).unwrap();
-        let Command::Example { registry } = cli.command;
+        let Command::Example { registry } = cli.command else {
+            panic!("expected the example command");
+        };
         assert_eq!(registry, PathBuf::from("/tmp/r"));
+        let cli = Cli::try_parse_from([
+            "vane-models",
+            "mlp",
+            "--registry",
+            "/tmp/r",
+            "--name",
+            "wide",
+            "--width",
+            "8",
+        ])
+        .unwrap();
+        let Command::Mlp { width, depth, .. } = cli.command else {
+            panic!("expected the mlp command");
+        };
+        assert_eq!((width, depth), (8, 4));
     }
 }

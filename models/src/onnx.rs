@@ -846,90 +846,116 @@ impl TreeEnsemble {
     /// Encoding (checked against ONNX Runtime 1.31 and tract 0.23.9):
     /// - `ai.onnx.ml` `TreeEnsembleClassifier`, `classlabels_int64s = [0, 1]`,
     ///   `post_transform = "NONE"`, and **no** `base_values`: with `base_values`, ORT's binary
-    ///   path ignores the class-1 leaves, and a single entry makes tract refuse the model. The
-    ///   base score is added afterwards with a plain `Add`.
-    /// - Every leaf is listed twice (class 0 weight 0, class 1 weight = leaf value), so the
-    ///   classifier's `probabilities` column 1 is exactly the sum of leaf values in both
-    ///   runtimes. Listing leaves under a single class id instead puts the runtimes on special
-    ///   binary paths (tract's `binary_result_layout` emits `[1 - s, s]` when every leaf is
-    ///   class 0).
-    /// - Tree ids start at 0 and increase by 1; node ids are 0.. per tree; nodes are listed
-    ///   sorted by (tree, node), as tract requires.
+    ///   path ignores the leaves, and a single entry makes tract refuse the model. The base
+    ///   score is added afterwards with a plain `Add`.
+    /// - Every leaf is listed once, under class id 1, so the classifier's `probabilities`
+    ///   column 1 is exactly the sum of leaf values in both runtimes (column 0 stays 0).
+    ///   Leaves under class id 0 would put tract on its `binary_result_layout` path, which
+    ///   emits `[1 - s, s]`.
+    /// - The trees are split over several classifier nodes of at most
+    ///   [`TREES_PER_NODE`] trees whose margins are summed (`Sum`): tract 0.23 finds a leaf's
+    ///   weights by walking the node's whole leaf list from the start, so one node holding
+    ///   every tree costs time quadratic in the ensemble size per row.
+    /// - Tree ids start at 0 and increase by 1 within each node; node ids are 0.. per tree;
+    ///   nodes are listed sorted by (tree, node), as tract requires.
     /// - Only `probabilities` is read; the `label` output is left dangling (tract's labels can
     ///   be wrong).
     pub fn to_onnx(&self) -> Vec<u8> {
+        self.to_onnx_chunked(TREES_PER_NODE)
+    }
+
+    /// [`to_onnx`](Self::to_onnx) with `trees_per_node` trees per classifier node.
+    pub fn to_onnx_chunked(&self, trees_per_node: usize) -> Vec<u8> {
         self.validate().unwrap_or_else(|e| panic!("{e}"));
-        let mut tree_ids = Vec::new();
-        let mut node_ids = Vec::new();
-        let mut feature_ids = Vec::new();
-        let mut modes = Vec::new();
-        let mut values = Vec::new();
-        let mut true_ids = Vec::new();
-        let mut false_ids = Vec::new();
-        let mut class_tree_ids = Vec::new();
-        let mut class_node_ids = Vec::new();
-        let mut class_ids = Vec::new();
-        let mut class_weights = Vec::new();
-        for (t, tree) in self.trees.iter().enumerate() {
-            for (n, node) in tree.nodes.iter().enumerate() {
-                tree_ids.push(t as i64);
-                node_ids.push(n as i64);
-                match *node {
-                    TreeNode::Split {
-                        feature,
-                        threshold,
-                        left,
-                        right,
-                    } => {
-                        feature_ids.push(feature as i64);
-                        modes.push("BRANCH_LEQ");
-                        values.push(threshold);
-                        true_ids.push(left as i64);
-                        false_ids.push(right as i64);
-                    }
-                    TreeNode::Leaf { value } => {
-                        feature_ids.push(0);
-                        modes.push("LEAF");
-                        values.push(0.0);
-                        true_ids.push(0);
-                        false_ids.push(0);
-                        for (class, weight) in [(0, 0.0), (1, value)] {
-                            class_tree_ids.push(t as i64);
-                            class_node_ids.push(n as i64);
-                            class_ids.push(class);
-                            class_weights.push(weight);
-                        }
-                    }
-                }
-            }
-        }
-        let attrs = vec![
-            attr_ints("classlabels_int64s", vec![0, 1]),
-            attr_ints("nodes_treeids", tree_ids),
-            attr_ints("nodes_nodeids", node_ids),
-            attr_ints("nodes_featureids", feature_ids),
-            attr_strings("nodes_modes", modes),
-            attr_floats("nodes_values", values),
-            attr_ints("nodes_truenodeids", true_ids),
-            attr_ints("nodes_falsenodeids", false_ids),
-            attr_ints("class_treeids", class_tree_ids),
-            attr_ints("class_nodeids", class_node_ids),
-            attr_ints("class_ids", class_ids),
-            attr_floats("class_weights", class_weights),
-            attr_string("post_transform", "NONE"),
-        ];
         let mut g = GraphBuilder::new();
-        let outs = g.op_in(ML_DOMAIN, "TreeEnsembleClassifier", &[INPUT], 2, attrs);
-        let scores = &outs[1];
         let one = g.const_i64("one", &[1], &[1]);
         let two = g.const_i64("two", &[1], &[2]);
-        let margin = g.op("Slice", &[scores, &one, &two, &one], vec![]);
+        let mut margins = Vec::new();
+        for chunk in self.trees.chunks(trees_per_node.max(1)) {
+            let outs = g.op_in(
+                ML_DOMAIN,
+                "TreeEnsembleClassifier",
+                &[INPUT],
+                2,
+                tree_attributes(chunk),
+            );
+            margins.push(g.op("Slice", &[&outs[1], &one, &two, &one], vec![]));
+        }
+        let margin = if margins.len() == 1 {
+            margins.remove(0)
+        } else {
+            let refs: Vec<&str> = margins.iter().map(String::as_str).collect();
+            g.op("Sum", &refs, vec![])
+        };
         let base = g.const_f32("base_score", &[1], &[self.base_score]);
         let z = g.op("Add", &[&margin, &base], vec![]);
         let p = g.op("Sigmoid", &[&z], vec![]);
         g.finish(&p, self.n_features, OUTPUT, 1, "vane tree ensemble")
             .encode_to_vec()
     }
+}
+
+/// Trees per `TreeEnsembleClassifier` node in [`TreeEnsemble::to_onnx`].
+pub const TREES_PER_NODE: usize = 16;
+
+/// Attributes of one `TreeEnsembleClassifier` holding `trees` (ids local to the node).
+fn tree_attributes(trees: &[Tree]) -> Vec<pb::AttributeProto> {
+    let mut tree_ids = Vec::new();
+    let mut node_ids = Vec::new();
+    let mut feature_ids = Vec::new();
+    let mut modes = Vec::new();
+    let mut values = Vec::new();
+    let mut true_ids = Vec::new();
+    let mut false_ids = Vec::new();
+    let mut class_tree_ids = Vec::new();
+    let mut class_node_ids = Vec::new();
+    let mut class_weights = Vec::new();
+    for (t, tree) in trees.iter().enumerate() {
+        for (n, node) in tree.nodes.iter().enumerate() {
+            tree_ids.push(t as i64);
+            node_ids.push(n as i64);
+            match *node {
+                TreeNode::Split {
+                    feature,
+                    threshold,
+                    left,
+                    right,
+                } => {
+                    feature_ids.push(feature as i64);
+                    modes.push("BRANCH_LEQ");
+                    values.push(threshold);
+                    true_ids.push(left as i64);
+                    false_ids.push(right as i64);
+                }
+                TreeNode::Leaf { value } => {
+                    feature_ids.push(0);
+                    modes.push("LEAF");
+                    values.push(0.0);
+                    true_ids.push(0);
+                    false_ids.push(0);
+                    class_tree_ids.push(t as i64);
+                    class_node_ids.push(n as i64);
+                    class_weights.push(value);
+                }
+            }
+        }
+    }
+    let class_ids = vec![1; class_weights.len()];
+    vec![
+        attr_ints("classlabels_int64s", vec![0, 1]),
+        attr_ints("nodes_treeids", tree_ids),
+        attr_ints("nodes_nodeids", node_ids),
+        attr_ints("nodes_featureids", feature_ids),
+        attr_strings("nodes_modes", modes),
+        attr_floats("nodes_values", values),
+        attr_ints("nodes_truenodeids", true_ids),
+        attr_ints("nodes_falsenodeids", false_ids),
+        attr_ints("class_treeids", class_tree_ids),
+        attr_ints("class_nodeids", class_node_ids),
+        attr_ints("class_ids", class_ids),
+        attr_floats("class_weights", class_weights),
+        attr_string("post_transform", "NONE"),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1082,7 +1108,29 @@ mod tests {
             .iter()
             .find(|a| a.name == "class_ids")
             .unwrap();
-        assert_eq!(class_ids.ints, vec![0, 1, 0, 1, 0, 1, 0, 1]);
+        assert_eq!(
+            class_ids.ints,
+            vec![1, 1, 1, 1],
+            "leaves listed once, under class 1"
+        );
+
+        // Larger ensembles are split over several classifier nodes, summed.
+        let mut big = stump_ensemble();
+        let one = big.trees[0].clone();
+        big.trees = vec![one; 2 * TREES_PER_NODE + 1];
+        let graph = decode(&big.to_onnx()).graph.unwrap();
+        let classifiers = graph
+            .node
+            .iter()
+            .filter(|n| n.op_type == "TreeEnsembleClassifier")
+            .count();
+        assert_eq!(classifiers, 3);
+        assert!(
+            graph
+                .node
+                .iter()
+                .any(|n| n.op_type == "Sum" && n.input.len() == 3)
+        );
     }
 
     fn stump_ensemble() -> TreeEnsemble {

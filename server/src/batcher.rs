@@ -6,12 +6,14 @@
 //!
 //! When to wait for more rows: a worker that was idle (blocked on an empty queue) runs its job
 //! at once, so low load never pays a fixed delay. Only a worker that came back from a batch to
-//! a non-empty queue (backlog) while every other worker is busy waits for batch mates, and
-//! never past `max_queue_delay` after the oldest job was enqueued.
+//! a non-empty queue (backlog) while every other worker is busy considers waiting for batch
+//! mates, and only while it helps: while requests arrive faster than the fixed cost of one
+//! backend call (measured at start), so that waiting one arrival gap is cheaper than the call
+//! it saves. It never waits past `max_queue_delay` after the oldest job was enqueued.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -80,13 +82,53 @@ pub struct Batcher {
     tx: Option<Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
     width: usize,
+    shared: Arc<Shared>,
+}
+
+/// State the submitters and workers share.
+struct Shared {
+    /// Workers blocked on an empty queue.
+    idle: AtomicUsize,
+    /// Reference instant for the arrival clock below.
+    epoch: Instant,
+    /// Nanoseconds since `epoch` of the latest submit (0 = none yet).
+    last_arrival_ns: AtomicU64,
+    /// Moving average of the gap between submits, in nanoseconds.
+    arrival_gap_ns: AtomicU64,
+    /// Fixed cost of one backend call (the part that batching amortizes), in nanoseconds.
+    call_overhead_ns: u64,
+}
+
+impl Shared {
+    fn note_arrival(&self) {
+        let now = self.epoch.elapsed().as_nanos() as u64 | 1;
+        let prev = self.last_arrival_ns.swap(now, Ordering::Relaxed);
+        if prev != 0 {
+            let gap = now.saturating_sub(prev);
+            // A racy read-modify-write is fine: this is a heuristic, not an account.
+            let avg = self.arrival_gap_ns.load(Ordering::Relaxed);
+            let next = if avg == 0 {
+                gap
+            } else {
+                avg - avg / 8 + gap / 8
+            };
+            self.arrival_gap_ns.store(next, Ordering::Relaxed);
+        }
+    }
+
+    /// Expected wait for the next arrival, if arrivals come fast enough that waiting for one
+    /// costs less than the backend call it saves.
+    fn worth_waiting(&self) -> Option<Duration> {
+        let gap = self.arrival_gap_ns.load(Ordering::Relaxed);
+        (gap > 0 && gap < self.call_overhead_ns).then(|| Duration::from_nanos(gap))
+    }
 }
 
 struct WorkerCtx {
     rx: Receiver<Job>,
     engine: Arc<dyn Engine>,
     cfg: BatchConfig,
-    idle: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     observer: Arc<dyn BatchObserver>,
 }
 
@@ -101,20 +143,27 @@ impl Batcher {
         observer: Arc<dyn BatchObserver>,
     ) -> Result<Self, BackendError> {
         let (tx, rx) = crossbeam_channel::bounded(cfg.queue_capacity.max(1));
-        let idle = Arc::new(AtomicUsize::new(0));
         let mut sessions = Vec::with_capacity(cfg.workers);
         for _ in 0..cfg.workers.max(1) {
             let mut s = engine.session()?;
             s.predict(&vec![0.0; width], 1)?;
             sessions.push(s);
         }
+        let call_overhead_ns = measure_call_overhead(&mut *sessions[0], width, cfg.max_batch_rows)?;
+        let shared = Arc::new(Shared {
+            idle: AtomicUsize::new(0),
+            epoch: Instant::now(),
+            last_arrival_ns: AtomicU64::new(0),
+            arrival_gap_ns: AtomicU64::new(0),
+            call_overhead_ns,
+        });
         let mut workers = Vec::with_capacity(sessions.len());
         for (i, session) in sessions.into_iter().enumerate() {
             let ctx = WorkerCtx {
                 rx: rx.clone(),
                 engine: engine.clone(),
                 cfg: cfg.clone(),
-                idle: idle.clone(),
+                shared: shared.clone(),
                 observer: observer.clone(),
             };
             let handle = std::thread::Builder::new()
@@ -127,12 +176,19 @@ impl Batcher {
             tx: Some(tx),
             workers,
             width,
+            shared,
         })
+    }
+
+    /// Fixed cost of one backend call measured at start (what batching amortizes).
+    pub fn call_overhead(&self) -> Duration {
+        Duration::from_nanos(self.shared.call_overhead_ns)
     }
 
     /// Queues a job without blocking.
     pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
         debug_assert_eq!(job.input.len(), job.rows * self.width);
+        self.shared.note_arrival();
         match &self.tx {
             Some(tx) => tx.try_send(job).map_err(|e| match e {
                 TrySendError::Full(j) => SubmitError::Full(j),
@@ -164,6 +220,30 @@ impl Drop for Batcher {
     }
 }
 
+/// Fixed cost of one call: from the best of a few runs at 1 row and at a full batch, the
+/// intercept of the line through them.
+fn measure_call_overhead(
+    session: &mut dyn Session,
+    width: usize,
+    max_rows: usize,
+) -> Result<u64, BackendError> {
+    let big = max_rows.clamp(2, 64);
+    let input = vec![0.0f32; big * width];
+    let mut best = |rows: usize| -> Result<u64, BackendError> {
+        let mut best = u64::MAX;
+        for _ in 0..5 {
+            let t = Instant::now();
+            session.predict(&input[..rows * width], rows)?;
+            best = best.min(t.elapsed().as_nanos() as u64);
+        }
+        Ok(best)
+    };
+    let one = best(1)?;
+    let many = best(big)?;
+    let per_row = many.saturating_sub(one) / (big as u64 - 1);
+    Ok(one.saturating_sub(per_row))
+}
+
 /// Drops jobs whose client went away or whose deadline passed; returns the rest.
 fn admit(job: Job, now: Instant, observer: &dyn BatchObserver) -> Option<Job> {
     if job.reply.is_closed() {
@@ -191,9 +271,9 @@ fn worker_loop(ctx: WorkerCtx, mut session: Box<dyn Session>) {
                 Ok(j) => (j, true),
                 Err(TryRecvError::Disconnected) => return,
                 Err(TryRecvError::Empty) => {
-                    ctx.idle.fetch_add(1, Ordering::SeqCst);
+                    ctx.shared.idle.fetch_add(1, Ordering::SeqCst);
                     let r = ctx.rx.recv();
-                    ctx.idle.fetch_sub(1, Ordering::SeqCst);
+                    ctx.shared.idle.fetch_sub(1, Ordering::SeqCst);
                     match r {
                         Ok(j) => (j, false),
                         Err(_) => return,
@@ -225,19 +305,24 @@ fn worker_loop(ctx: WorkerCtx, mut session: Box<dyn Session>) {
             }
         }
 
-        // 3. Under backlog with no idle peer, wait briefly for batch mates.
+        // 3. Under backlog with no idle peer, wait for batch mates while that helps.
         if backlog
             && carry.is_none()
             && rows < max_rows
             && !ctx.cfg.max_queue_delay.is_zero()
-            && ctx.idle.load(Ordering::SeqCst) == 0
+            && ctx.shared.idle.load(Ordering::SeqCst) == 0
         {
             let mut until = oldest + ctx.cfg.max_queue_delay;
             if let Some(d) = batch.iter().filter_map(|j| j.deadline).min() {
                 until = until.min(d);
             }
             while rows < max_rows {
-                match ctx.rx.recv_deadline(until) {
+                let Some(gap) = ctx.shared.worth_waiting() else {
+                    break;
+                };
+                // Wait about two arrival gaps for the next job, never past `until`.
+                let step = (Instant::now() + 2 * gap).min(until);
+                match ctx.rx.recv_deadline(step) {
                     Ok(j) => {
                         if let Some(j) = admit(j, Instant::now(), &*ctx.observer) {
                             if rows + j.rows > max_rows {
@@ -591,6 +676,52 @@ mod tests {
             batches < 256,
             "256 queued single-row jobs ran in {batches} batches"
         );
+    }
+
+    #[test]
+    fn idle_worker_runs_at_once_even_with_a_long_queue_delay() {
+        let b = Batcher::start(
+            "t",
+            Arc::new(SumEngine::new(1, -1.0)),
+            1,
+            cfg(1, 64, 5_000_000, 16),
+            Arc::new(NoopObserver),
+        )
+        .unwrap();
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(20)); // let the worker go idle
+            let (j, rx) = job(1, 1, 0.0);
+            assert!(b.submit(j).is_ok());
+            let out = rx.blocking_recv().unwrap().unwrap();
+            assert!(
+                out.queue < Duration::from_secs(2),
+                "an idle worker waited {:?}",
+                out.queue
+            );
+        }
+        b.shutdown();
+    }
+
+    #[test]
+    fn waiting_pays_only_when_arrivals_beat_the_call_overhead() {
+        let shared = Shared {
+            idle: AtomicUsize::new(0),
+            epoch: Instant::now(),
+            last_arrival_ns: AtomicU64::new(0),
+            arrival_gap_ns: AtomicU64::new(0),
+            call_overhead_ns: 10_000,
+        };
+        assert_eq!(shared.worth_waiting(), None, "no arrivals seen yet");
+        shared.arrival_gap_ns.store(2_000, Ordering::Relaxed);
+        assert_eq!(shared.worth_waiting(), Some(Duration::from_micros(2)));
+        shared.arrival_gap_ns.store(50_000, Ordering::Relaxed);
+        assert_eq!(shared.worth_waiting(), None);
+        // The moving average follows the arrival gaps.
+        shared.arrival_gap_ns.store(0, Ordering::Relaxed);
+        for _ in 0..3 {
+            shared.note_arrival();
+        }
+        assert!(shared.arrival_gap_ns.load(Ordering::Relaxed) > 0);
     }
 
     proptest! {

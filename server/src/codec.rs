@@ -13,6 +13,7 @@
 //! in a numeric feature is refused unless the model allows missing values (then it reaches the
 //! model as NaN). Every error names the input, feature, row or element at fault.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -41,22 +42,26 @@ pub struct Decoded {
 // ---------------------------------------------------------------------------------------------
 // JSON shapes
 
+// Names borrow from the body where they can (no escapes), saving allocations per request.
 #[derive(Deserialize)]
-struct InferRequestJson {
+struct InferRequestJson<'a> {
     #[serde(default)]
     id: Option<Value>,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
-    inputs: Vec<InputJson>,
+    #[serde(borrow)]
+    inputs: Vec<InputJson<'a>>,
     #[serde(default)]
     outputs: Option<Vec<OutputRequestJson>>,
 }
 
 #[derive(Deserialize)]
-struct InputJson {
-    name: String,
+struct InputJson<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
     shape: Vec<i64>,
-    datatype: String,
+    #[serde(borrow)]
+    datatype: Cow<'a, str>,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
     data: Flat,
@@ -115,6 +120,13 @@ impl Flat {
             return false;
         }
         if self.kind == Kind::Empty {
+            // One allocation covers a typical tabular row instead of four doublings.
+            match k {
+                Kind::Num => self.nums.reserve(32),
+                Kind::Str => self.strs.reserve(8),
+                Kind::Bool => self.bools.reserve(32),
+                Kind::Empty => {}
+            }
             // Leading nulls are numeric (missing values).
             self.kind = k;
             if k != Kind::Num && !self.nums.is_empty() {
@@ -428,8 +440,8 @@ const KNOWN_DTYPES: &[&str] = &[
     "FP32", "FP64", "BYTES",
 ];
 
-fn check_dtype(input: &InputJson) -> Result<(), ApiError> {
-    if KNOWN_DTYPES.contains(&input.datatype.as_str()) {
+fn check_dtype(input: &InputJson<'_>) -> Result<(), ApiError> {
+    if KNOWN_DTYPES.contains(&&*input.datatype) {
         Ok(())
     } else {
         Err(bad(format!(
@@ -442,7 +454,7 @@ fn check_dtype(input: &InputJson) -> Result<(), ApiError> {
 }
 
 /// Numbers of an input checked against its datatype; the i-th value as f64 (NaN = null).
-fn numbers(input: &InputJson, allow_missing: bool) -> Result<&[f64], ApiError> {
+fn numbers<'i>(input: &'i InputJson<'_>, allow_missing: bool) -> Result<&'i [f64], ApiError> {
     let f = &input.data;
     if let Some((i, what)) = f.conflict {
         return Err(bad(format!(
@@ -506,6 +518,13 @@ fn code_of(
     what: impl Fn() -> String,
 ) -> Result<f32, ApiError> {
     let k = m.vocab[col].as_ref().map_or(0, |v| v.len());
+    if v.is_nan() {
+        return Err(bad(format!(
+            "{}: null; categorical feature {:?} does not accept missing values",
+            what(),
+            m.signature.inputs[col].name
+        )));
+    }
     if v.fract() != 0.0 || v < 0.0 || v >= k as f64 {
         return Err(bad(format!(
             "{}: categorical code {v} out of range 0..{k} for feature {:?}",
@@ -516,7 +535,7 @@ fn code_of(
     Ok(v as f32)
 }
 
-fn decode_tensor(m: &LoadedModel, input: &InputJson) -> Result<(Vec<f32>, usize), ApiError> {
+fn decode_tensor(m: &LoadedModel, input: &InputJson<'_>) -> Result<(Vec<f32>, usize), ApiError> {
     check_dtype(input)?;
     let width = m.signature.width();
     let name = &input.name;
@@ -554,7 +573,7 @@ fn decode_tensor(m: &LoadedModel, input: &InputJson) -> Result<(Vec<f32>, usize)
             )
         };
         let x = match m.signature.inputs[c].kind {
-            FeatureKind::Categorical if !v.is_nan() => code_of(m, c, v, what)?,
+            FeatureKind::Categorical => code_of(m, c, v, what)?,
             _ => to_f32(v, what)?,
         };
         out.push(x);
@@ -562,7 +581,10 @@ fn decode_tensor(m: &LoadedModel, input: &InputJson) -> Result<(Vec<f32>, usize)
     Ok((out, rows))
 }
 
-fn decode_features(m: &LoadedModel, inputs: &[InputJson]) -> Result<(Vec<f32>, usize), ApiError> {
+fn decode_features(
+    m: &LoadedModel,
+    inputs: &[InputJson<'_>],
+) -> Result<(Vec<f32>, usize), ApiError> {
     let sig = &m.signature;
     let width = sig.width();
     let mut rows: Option<(usize, &str)> = None;
@@ -598,7 +620,7 @@ fn decode_features(m: &LoadedModel, inputs: &[InputJson]) -> Result<(Vec<f32>, u
             )));
         }
         match rows {
-            None => rows = Some((n, input.name.as_str())),
+            None => rows = Some((n, &*input.name)),
             Some((r, first)) if r != n => {
                 return Err(bad(format!(
                     "input {:?} has {n} rows but input {first:?} has {r}",
@@ -886,5 +908,171 @@ impl std::fmt::Write for DisplayBuf<'_> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         self.0.extend_from_slice(s.as_bytes());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+    use vane_registry::{FeatureSpec, Manifest, ModelVersion, Signature, TensorSpec};
+
+    use super::*;
+    use crate::backend::testing::SumEngine;
+    use crate::config::ModelSettings;
+    use crate::metrics::Metrics;
+
+    fn model(allow_missing: bool) -> LoadedModel {
+        let feature = |name: &str, kind, vocab: Option<Vec<&str>>| FeatureSpec {
+            name: name.into(),
+            dtype: if kind == FeatureKind::Numeric {
+                "FP32"
+            } else {
+                "BYTES"
+            }
+            .into(),
+            shape: vec![-1],
+            kind,
+            vocab: vocab.map(|v| v.into_iter().map(String::from).collect()),
+        };
+        let signature = Signature {
+            inputs: vec![
+                feature("income", FeatureKind::Numeric, None),
+                feature("owner", FeatureKind::Numeric, None),
+                feature("term", FeatureKind::Categorical, Some(vec!["36", "60"])),
+            ],
+            tensor: TensorSpec {
+                name: "input".into(),
+                datatype: "FP32".into(),
+                shape: vec![-1, 3],
+            },
+            outputs: vec![],
+        };
+        let mv = ModelVersion {
+            name: "m".into(),
+            version: 3,
+            dir: "/nonexistent".into(),
+            manifest: Manifest {
+                name: "m".into(),
+                version: 3,
+                created_at: String::new(),
+                files: Default::default(),
+                lineage: Value::Null,
+                metrics: Value::Null,
+            },
+            signature,
+            model_bytes: vec![],
+            profile: None,
+        };
+        let mut settings = ModelSettings::defaults(1);
+        settings.allow_missing = allow_missing;
+        settings.max_request_rows = 10;
+        let metrics = Metrics::new().for_model("m", "3", "fake");
+        LoadedModel::start(
+            &mv,
+            Arc::new(SumEngine::new(3, f32::MAX)),
+            settings,
+            metrics,
+        )
+        .unwrap()
+    }
+
+    fn flat(v: Value) -> Flat {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn nested_data_flattens_row_major() {
+        let f = flat(json!([[1, 2.5], [3, [4]]]));
+        assert_eq!(
+            (f.kind, f.nums.clone(), f.len()),
+            (Kind::Num, vec![1.0, 2.5, 3.0, 4.0], 4)
+        );
+        assert_eq!(f.float_at, Some(1));
+        let f = flat(json!([null, 1, null]));
+        assert_eq!((f.kind, f.null_at, f.len()), (Kind::Num, Some(0), 3));
+        assert!(f.nums[0].is_nan() && f.nums[1] == 1.0);
+        let f = flat(json!(["a", ["b"]]));
+        assert_eq!(f.strs, vec!["a", "b"]);
+        assert_eq!(flat(json!([1, "x", true])).conflict, Some((1, "a string")));
+        assert_eq!(flat(json!(["x", null])).conflict, Some((1, "null")));
+        assert_eq!(flat(json!([null, "x"])).conflict, Some((1, "a string")));
+        assert_eq!(flat(json!(7)).nums, vec![7.0]);
+        assert!(serde_json::from_value::<Flat>(json!([{"a": 1}])).is_err());
+        let deep = (0..40).fold(json!(1), |acc, _| json!([acc]));
+        assert!(serde_json::from_value::<Flat>(deep).is_err());
+    }
+
+    #[test]
+    fn tensor_requests_decode_with_codes() {
+        let m = model(false);
+        let body = json!({"id": 5, "inputs": [{"name": "input", "shape": [2, 3], "datatype": "INT64", "data": [[100, 1, 0], [200, 0, 1]]}]});
+        let d = decode_infer(&m, &serde_json::to_vec(&body).unwrap()).unwrap();
+        assert_eq!((d.rows, d.id.as_deref()), (2, Some("5")));
+        assert_eq!(d.input, vec![100.0, 1.0, 0.0, 200.0, 0.0, 1.0]);
+        let bad = json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 1, 2]}]});
+        let err = decode_infer(&m, &serde_json::to_vec(&bad).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("term"), "{err}");
+    }
+
+    #[test]
+    fn feature_requests_decode_in_signature_order() {
+        let m = model(false);
+        let body = json!({"inputs": [
+            {"name": "term", "shape": [2], "datatype": "BYTES", "data": ["60", "36"]},
+            {"name": "owner", "shape": [2, 1], "datatype": "BOOL", "data": [[true], [false]]},
+            {"name": "income", "shape": [2], "datatype": "FP64", "data": [1.5, 2]}
+        ], "parameters": {"timeout": 2500}});
+        let d = decode_infer(&m, &serde_json::to_vec(&body).unwrap()).unwrap();
+        assert_eq!(d.input, vec![1.5, 1.0, 1.0, 2.0, 0.0, 0.0]);
+        assert_eq!(d.timeout, Some(Duration::from_micros(2500)));
+    }
+
+    #[test]
+    fn missing_values_follow_the_model_policy() {
+        let body = serde_json::to_vec(&json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [null, 1, 0]}]})).unwrap();
+        let err = decode_infer(&model(false), &body).unwrap_err();
+        assert!(err.to_string().contains("null"), "{err}");
+        let d = decode_infer(&model(true), &body).unwrap();
+        assert!(d.input[0].is_nan());
+        // A missing category is never accepted.
+        let body = serde_json::to_vec(&json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 1, null]}]})).unwrap();
+        let err = decode_infer(&model(true), &body).unwrap_err();
+        assert!(err.to_string().contains("term"), "{err}");
+    }
+
+    #[test]
+    fn records_decode_objects_and_arrays() {
+        let m = model(false);
+        let body = json!({"instances": [{"income": 10, "owner": true, "term": "60"}, [20, 0, "36"], [30, 1, 1]]});
+        let (input, rows) = decode_records(&m, &serde_json::to_vec(&body).unwrap()).unwrap();
+        assert_eq!(rows, 3);
+        assert_eq!(input, vec![10.0, 1.0, 1.0, 20.0, 0.0, 0.0, 30.0, 1.0, 1.0]);
+        let too_many = json!({"instances": vec![json!([1, 1, "36"]); 11]});
+        let err = decode_records(&m, &serde_json::to_vec(&too_many).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("max_request_rows"), "{err}");
+    }
+
+    #[test]
+    fn responses_encode_as_oip_json() {
+        let mut m = model(false);
+        m.outputs = vec![crate::backend::OutputMeta {
+            name: "p\"q".into(),
+            dtype: crate::backend::DType::F32,
+            row_shape: vec![1],
+        }];
+        let outputs = vec![Output {
+            data: TensorData::F32(vec![0.25, 0.5]),
+        }];
+        let body: Value =
+            serde_json::from_slice(&encode_infer(&m, Some("id\n1"), 2, &outputs, &[0])).unwrap();
+        assert_eq!(
+            body,
+            json!({"model_name": "m", "model_version": "3", "id": "id\n1",
+                   "outputs": [{"name": "p\"q", "datatype": "FP32", "shape": [2, 1], "data": [0.25, 0.5]}]})
+        );
+        let v1: Value = serde_json::from_slice(&encode_predictions(&m, 2, &outputs)).unwrap();
+        assert_eq!(v1, json!({"predictions": [0.25, 0.5]}));
     }
 }

@@ -171,7 +171,9 @@ pub struct ModelSettings {
 impl ModelSettings {
     pub fn defaults(cores: usize) -> Self {
         Self {
-            workers: cores.max(1),
+            // Half the cores score, half serve HTTP: more inference threads than that only
+            // contend with the connections feeding them.
+            workers: (cores / 2).max(1),
             intra_op_threads: 1,
             max_batch_rows: 64,
             max_queue_delay_us: 500,
@@ -323,7 +325,7 @@ mod tests {
         let cfg = Config::layer(cli(&["--registry", "/r"]), FileConfig::default(), 4).unwrap();
         assert_eq!(cfg.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(cfg.backend, BackendKind::Auto);
-        assert_eq!(cfg.defaults.workers, 4);
+        assert_eq!(cfg.defaults.workers, 2);
         assert_eq!(cfg.alias, "champion");
     }
 

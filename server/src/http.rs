@@ -14,7 +14,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -58,7 +58,12 @@ pub async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
-    builder.keep_alive(true);
+    // The timer enables the header read timeout, so idle half-open requests cannot pin
+    // connections forever.
+    builder
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -319,19 +324,35 @@ where
         linger(body);
         return Err(too_large());
     }
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    let mut buf = BytesMut::new();
+    let mut first: Option<Bytes> = None;
     while let Some(frame) = body.frame().await {
         let frame =
             frame.map_err(|e| ApiError::BadRequest(format!("could not read request body: {e}")))?;
         if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
+            let held = first.as_ref().map_or(0, Bytes::len) + buf.len();
+            if held + data.len() > limit {
                 linger(body);
                 return Err(too_large());
             }
-            buf.extend_from_slice(&data);
+            // Most bodies arrive as one frame: keep it without copying.
+            match first.take() {
+                None if buf.is_empty() => first = Some(data),
+                prev => {
+                    if let Some(prev) = prev {
+                        buf.reserve(
+                            declared
+                                .map_or(0, |n| n as usize)
+                                .max(prev.len() + data.len()),
+                        );
+                        buf.extend_from_slice(&prev);
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
         }
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 /// Reads and discards the rest of a refused body in the background (bounded in bytes and
@@ -481,9 +502,7 @@ where
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    if let Ok(v) = HeaderValue::from_str(&m.version_label) {
-        h.insert("x-vane-model-version", v);
-    }
+    h.insert("x-vane-model-version", m.version_header.clone());
     h.insert(
         "x-vane-queue-us",
         HeaderValue::from(out.queue.as_micros() as u64),

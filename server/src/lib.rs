@@ -119,7 +119,14 @@ pub fn load_models(
         let mm = metrics.for_model(&name, &version.to_string(), engine.backend());
         let backend_name = engine.backend();
         let loaded = LoadedModel::start(&mv, engine, settings, mm).map_err(load_err)?;
-        tracing::info!(model = %name, version, backend = backend_name, workers = loaded.settings.workers, "model loaded");
+        tracing::info!(
+            model = %name,
+            version,
+            backend = backend_name,
+            workers = loaded.settings.workers,
+            call_overhead_us = loaded.batcher.call_overhead().as_micros() as u64,
+            "model loaded"
+        );
         models.insert(
             name,
             ModelEntry {

@@ -4,6 +4,13 @@ use clap::Parser;
 use vane_server::config::{Cli, Config};
 
 fn main() -> ExitCode {
+    // tract 0.23's tree ensembles build an error value per leaf visit; with RUST_BACKTRACE=1
+    // each one would capture a backtrace (tree scoring ~10× slower). Panic backtraces still
+    // follow RUST_BACKTRACE; library ones only when RUST_LIB_BACKTRACE asks for them.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: first statement of main; no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("VANE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())

@@ -18,6 +18,8 @@ pub struct LoadedModel {
     pub version: u64,
     /// `version` as a string, for labels, headers and bodies.
     pub version_label: String,
+    /// `version` as the `x-vane-model-version` header value, built once.
+    pub version_header: hyper::header::HeaderValue,
     pub signature: Signature,
     /// Per feature: category → code, for categorical features.
     pub vocab: Vec<Option<HashMap<String, u32>>>,
@@ -94,6 +96,7 @@ impl LoadedModel {
             name: mv.name.clone(),
             version: mv.version,
             version_label: mv.version.to_string(),
+            version_header: hyper::header::HeaderValue::from(mv.version),
             signature: mv.signature.clone(),
             vocab,
             backend: engine.backend(),

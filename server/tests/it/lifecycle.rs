@@ -322,3 +322,72 @@ fn sigterm_finishes_in_flight_requests_then_exits() {
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("shutting down"), "{stderr}");
 }
+
+#[test]
+fn requests_whose_client_left_are_dropped_before_execution() {
+    let reg = example_registry();
+    let server = Server::start(
+        reg.path(),
+        &[
+            "--backend",
+            "tract",
+            "--workers",
+            "1",
+            "--max-batch-rows",
+            "8192",
+            "--max-request-rows",
+            "8192",
+            "--max-body-bytes",
+            "33554432",
+        ],
+    );
+    // Keep the only worker busy with a large tree-ensemble batch…
+    let addr = server.addr;
+    let big = serde_json::to_vec(&tensor_request(&credit::sample_rows(2048, 2), 2048)).unwrap();
+    let busy = std::thread::spawn(move || {
+        crate::util::block_on(send(
+            addr,
+            "POST",
+            "/v2/models/credit-risk-gbdt/infer",
+            &[],
+            big,
+        ))
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    // …then queue small requests whose clients hang up at once.
+    let small = serde_json::to_vec(&tensor_request(&credit::sample_rows(1, 3), 1)).unwrap();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(server.addr).unwrap();
+        write!(
+            s,
+            "POST /v2/models/credit-risk-gbdt/infer HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+            small.len()
+        )
+        .unwrap();
+        s.write_all(&small).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        drop(s);
+    }
+    let (status, _, body) = busy.join().unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut dropped = 0.0;
+    for _ in 0..50 {
+        let (_, _, metrics) = server.get("/metrics");
+        dropped = metrics
+            .as_str()
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with(r#"vane_requests_dropped_total{model="credit-risk-gbdt""#))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if dropped >= 3.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        dropped, 3.0,
+        "abandoned requests should be dropped, not executed"
+    );
+}
