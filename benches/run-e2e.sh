@@ -5,7 +5,7 @@
 #
 #   benches/run-e2e.sh          (DURATION=10 s per run, ROUNDS=3, CONNS=32)
 #
-# Needs: target/release/{vane-server,vane-models,hello}
+# Needs: target/release/{vane-server,vane-models,hello,pace}
 #   (cargo build --release -p vane-server -p vane-models -p vane-benches --bins) and wrk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,12 +78,13 @@ for b in ort tract; do
   printf 'vane %s / hello-world ceiling: median %.1f %% (rounds: %s)\n' "$b" "$(median < "$tmp/ratios-$b")" "$(awk '{printf "%.1f%% ", $1}' "$tmp/ratios-$b")"
 done
 
-echo "## below saturation: each connection pauses 2 ms after every response (offered load ~half of saturation)"
+echo "## half saturation: open-loop at half the median saturated rate (benches/src/bin/pace.rs, latency from each request's due time)"
 for b in ort tract; do
   a=vane_$b
   sat=$(median < "$tmp/sat-$b")
-  c=$(awk -v r="$sat" 'BEGIN { c = int(r / 2 * 0.002 + 0.5); if (c < 1) c = 1; print c }')
-  run "vane $b, ~half saturation ($c connections)" "http://${!a}/v2/models/credit-risk/infer" 2 "$c"
+  half=$(awk -v r="$sat" 'BEGIN { printf "%d", r / 2 }')
+  printf '  vane %-5s ' "$b"
+  "$bin/pace" "http://${!a}/v2/models/credit-risk/infer" "$tmp/row.json" "$half" "$dur" 64
 done
 
 echo "## rows/s, 64 connections sending single-row requests: batching (max_batch_rows=64) vs none (=1), 2 rounds"

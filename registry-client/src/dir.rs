@@ -1,20 +1,26 @@
-//! The directory backend: `<root>/<model>/versions/<n>/…` plus `<root>/<model>/aliases.json`.
+//! The directory backend: `<root>/<model>/versions/<n>/…` plus `<root>/<model>/aliases.json`,
+//! `<root>/<model>/traffic.json` and `<root>/index.json` (so a static HTTP mirror of the
+//! directory can be listed without directory listings).
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::RegistryError;
-use crate::types::{
-    Aliases, FileEntry, Manifest, ModelVersion, Signature, VersionRef, rfc3339_utc, sha256_hex,
+use crate::registry::{Registry, RegistryWriter, TrafficSettings};
+use crate::types::{Aliases, FileEntry, Manifest, ModelVersion, VersionRef};
+use crate::version::{
+    self, MANIFEST, assemble, build_manifest, check_alias, check_name, file_entries,
+    parse_manifest, validate_publish,
 };
 
-const MANIFEST: &str = "manifest.json";
-const MODEL: &str = "model.onnx";
-const SIGNATURE: &str = "signature.json";
-const PROFILE: &str = "profile.json";
-const ALIASES: &str = "aliases.json";
+pub(crate) const ALIASES: &str = "aliases.json";
+pub(crate) const TRAFFIC: &str = "traffic.json";
+/// `<root>/index.json`: the model names and their versions, so a static HTTP mirror can be
+/// listed.
+pub const INDEX: &str = "index.json";
 
 /// A registry rooted at a local directory.
 #[derive(Debug, Clone)]
@@ -30,6 +36,32 @@ pub struct PublishRequest {
     pub files: Vec<(String, Vec<u8>)>,
     pub lineage: serde_json::Value,
     pub metrics: serde_json::Value,
+}
+
+impl PublishRequest {
+    /// A request for `model` with every regular file of `dir` (`model.onnx`,
+    /// `signature.json`, optional `profile.json` and any others). Hidden files and a
+    /// `manifest.json` (publish writes its own) are skipped; subdirectories are ignored.
+    pub fn from_dir(model: &str, dir: &Path) -> Result<Self, RegistryError> {
+        let mut files = Vec::new();
+        for entry in fs::read_dir(dir).map_err(|e| RegistryError::io(dir, e))? {
+            let entry = entry.map_err(|e| RegistryError::io(dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if name.starts_with('.') || name == MANIFEST || !path.is_file() {
+                continue;
+            }
+            let bytes = fs::read(&path).map_err(|e| RegistryError::io(&path, e))?;
+            files.push((name, bytes));
+        }
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Self {
+            model: model.to_string(),
+            files,
+            lineage: serde_json::Value::Null,
+            metrics: serde_json::Value::Null,
+        })
+    }
 }
 
 impl DirRegistry {
@@ -107,26 +139,10 @@ impl DirRegistry {
 
     /// Resolves an alias or number to a published version number.
     pub fn resolve(&self, model: &str, which: &VersionRef) -> Result<u64, RegistryError> {
-        match which {
-            VersionRef::Number(n) => {
-                if self.versions(model)?.contains(n) {
-                    Ok(*n)
-                } else {
-                    Err(RegistryError::NotFound(format!(
-                        "model {model:?} version {n}"
-                    )))
-                }
-            }
-            VersionRef::Alias(a) => self
-                .aliases(model)?
-                .get(a)
-                .copied()
-                .ok_or_else(|| RegistryError::NotFound(format!("model {model:?} alias {a:?}"))),
-        }
+        Registry::resolve(self, model, which)
     }
 
-    /// Reads one version and verifies every file its manifest lists.
-    pub fn fetch(&self, model: &str, version: u64) -> Result<ModelVersion, RegistryError> {
+    fn version_dir(&self, model: &str, version: u64) -> Result<PathBuf, RegistryError> {
         let dir = self
             .model_dir(model)?
             .join("versions")
@@ -136,63 +152,27 @@ impl DirRegistry {
                 "model {model:?} version {version}"
             )));
         }
-        let manifest_path = dir.join(MANIFEST);
-        let manifest_bytes =
-            fs::read(&manifest_path).map_err(|e| RegistryError::io(&manifest_path, e))?;
-        let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
-            .map_err(|e| RegistryError::malformed(&manifest_path, e))?;
-        if manifest.name != model || manifest.version != version {
-            return Err(RegistryError::malformed(
-                &manifest_path,
-                format!(
-                    "manifest is for {}/{}, found at {model}/{version}",
-                    manifest.name, manifest.version
-                ),
-            ));
-        }
-        for required in [MODEL, SIGNATURE] {
-            if !manifest.files.contains_key(required) {
-                return Err(RegistryError::malformed(
-                    &manifest_path,
-                    format!("manifest does not list {required}"),
-                ));
-            }
-        }
-        let mut model_bytes = Vec::new();
-        let mut signature = None;
-        let mut profile = None;
+        Ok(dir)
+    }
+
+    /// The manifest of one version (not verifying the files; [`DirRegistry::fetch`] does).
+    pub fn manifest(&self, model: &str, version: u64) -> Result<Manifest, RegistryError> {
+        let path = self.version_dir(model, version)?.join(MANIFEST);
+        let bytes = fs::read(&path).map_err(|e| RegistryError::io(&path, e))?;
+        parse_manifest(&bytes, &path, model, version)
+    }
+
+    /// Reads one version and verifies every file its manifest lists.
+    pub fn fetch(&self, model: &str, version: u64) -> Result<ModelVersion, RegistryError> {
+        let dir = self.version_dir(model, version)?;
+        let manifest = self.manifest(model, version)?;
+        let mut files = BTreeMap::new();
         for (name, entry) in &manifest.files {
-            check_file_name(name).map_err(|r| RegistryError::malformed(&manifest_path, r))?;
             let path = dir.join(name);
-            let bytes = read_verified(&path, entry)?;
-            match name.as_str() {
-                MODEL => model_bytes = bytes,
-                SIGNATURE => {
-                    let sig: Signature = serde_json::from_slice(&bytes)
-                        .map_err(|e| RegistryError::malformed(&path, e))?;
-                    sig.validate()
-                        .map_err(|r| RegistryError::malformed(&path, r))?;
-                    signature = Some(sig);
-                }
-                PROFILE => {
-                    profile = Some(
-                        serde_json::from_slice(&bytes)
-                            .map_err(|e| RegistryError::malformed(&path, e))?,
-                    )
-                }
-                _ => {}
-            }
+            files.insert(name.clone(), read_verified(&path, entry)?);
         }
-        let signature = signature.ok_or_else(|| RegistryError::malformed(&dir, "no signature"))?;
-        Ok(ModelVersion {
-            name: model.to_string(),
-            version,
-            dir,
-            manifest,
-            signature,
-            model_bytes,
-            profile,
-        })
+        let label = |name: &str| dir.join(name);
+        assemble(dir.clone(), manifest, files, label)
     }
 
     /// Resolves and fetches in one step.
@@ -211,33 +191,9 @@ impl DirRegistry {
     /// so a reader never sees a half-written version. Concurrent publishers each get their own
     /// number: a rename onto an existing version fails and the next number is tried.
     pub fn publish(&self, req: &PublishRequest) -> Result<u64, RegistryError> {
-        check_name(&req.model).map_err(|r| RegistryError::malformed(&self.root, r))?;
+        validate_publish(req, &self.root.join(&req.model))?;
         let staging_root = self.root.join(&req.model).join("versions");
         fs::create_dir_all(&staging_root).map_err(|e| RegistryError::io(&staging_root, e))?;
-        let names: Vec<&str> = req.files.iter().map(|(n, _)| n.as_str()).collect();
-        for required in [MODEL, SIGNATURE] {
-            if !names.contains(&required) {
-                return Err(RegistryError::malformed(
-                    &staging_root,
-                    format!("publish needs {required}"),
-                ));
-            }
-        }
-        for (name, bytes) in &req.files {
-            check_file_name(name).map_err(|r| RegistryError::malformed(&staging_root, r))?;
-            if name == MANIFEST {
-                return Err(RegistryError::malformed(
-                    &staging_root,
-                    "manifest.json is written by publish",
-                ));
-            }
-            if name == SIGNATURE {
-                let sig: Signature = serde_json::from_slice(bytes)
-                    .map_err(|e| RegistryError::malformed(Path::new(SIGNATURE), e))?;
-                sig.validate()
-                    .map_err(|r| RegistryError::malformed(Path::new(SIGNATURE), r))?;
-            }
-        }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -261,28 +217,13 @@ impl DirRegistry {
         versions_dir: &Path,
         now_secs: u64,
     ) -> Result<u64, RegistryError> {
-        let mut files = std::collections::BTreeMap::new();
         for (name, bytes) in &req.files {
             write_synced(&staging.join(name), bytes)?;
-            files.insert(
-                name.clone(),
-                FileEntry {
-                    sha256: sha256_hex(bytes),
-                    size: bytes.len() as u64,
-                },
-            );
         }
+        let files = file_entries(req);
         let mut version = self.versions(&req.model)?.last().copied().unwrap_or(0) + 1;
         loop {
-            let manifest = Manifest {
-                name: req.model.clone(),
-                version,
-                created_at: rfc3339_utc(now_secs),
-                files: files.clone(),
-                lineage: req.lineage.clone(),
-                metrics: req.metrics.clone(),
-            };
-            let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+            let (_, json) = build_manifest(req, &files, version, now_secs);
             write_synced(&staging.join(MANIFEST), &json)?;
             let target = versions_dir.join(version.to_string());
             if target.exists() {
@@ -290,12 +231,12 @@ impl DirRegistry {
                 continue;
             }
             match fs::rename(staging, &target) {
-                Ok(()) => return Ok(version),
-                // Another publisher took this number between our check and rename.
-                Err(e) if target.exists() => {
-                    let _ = e;
-                    version += 1;
+                Ok(()) => {
+                    self.write_index()?;
+                    return Ok(version);
                 }
+                // Another publisher took this number between our check and rename.
+                Err(_) if target.exists() => version += 1,
                 Err(e) => return Err(RegistryError::io(&target, e)),
             }
         }
@@ -303,14 +244,9 @@ impl DirRegistry {
 
     /// Points `alias` at `version` (which must exist), atomically.
     pub fn set_alias(&self, model: &str, alias: &str, version: u64) -> Result<(), RegistryError> {
-        check_name(alias).map_err(|r| RegistryError::malformed(&self.root, r))?;
-        if alias.parse::<u64>().is_ok() {
-            return Err(RegistryError::malformed(
-                &self.root,
-                "an alias cannot be a number",
-            ));
-        }
+        check_alias(alias)?;
         self.resolve(model, &VersionRef::Number(version))?;
+        let _lock = self.lock(model)?;
         let mut aliases = self.aliases(model)?;
         aliases.insert(alias.to_string(), version);
         self.write_aliases(model, &aliases)
@@ -318,6 +254,7 @@ impl DirRegistry {
 
     /// Removes `alias`; removing an alias that does not exist is an error.
     pub fn remove_alias(&self, model: &str, alias: &str) -> Result<(), RegistryError> {
+        let _lock = self.lock(model)?;
         let mut aliases = self.aliases(model)?;
         if aliases.remove(alias).is_none() {
             return Err(RegistryError::NotFound(format!(
@@ -327,12 +264,72 @@ impl DirRegistry {
         self.write_aliases(model, &aliases)
     }
 
+    /// `traffic.json` of `model` (defaults when it has none).
+    pub fn traffic_settings(&self, model: &str) -> Result<TrafficSettings, RegistryError> {
+        let path = self.model_dir(model)?.join(TRAFFIC);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| RegistryError::malformed(&path, e))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.versions(model)?;
+                Ok(TrafficSettings::default())
+            }
+            Err(e) => Err(RegistryError::io(&path, e)),
+        }
+    }
+
+    /// Replaces `traffic.json` of `model`, atomically.
+    pub fn set_traffic_settings(
+        &self,
+        model: &str,
+        settings: &TrafficSettings,
+    ) -> Result<(), RegistryError> {
+        settings.validate()?;
+        self.versions(model)?;
+        let _lock = self.lock(model)?;
+        let json = serde_json::to_vec_pretty(settings).expect("traffic settings serialize");
+        self.replace(model, TRAFFIC, &json)
+    }
+
     fn write_aliases(&self, model: &str, aliases: &Aliases) -> Result<(), RegistryError> {
-        let dir = self.model_dir(model)?;
-        let tmp = dir.join(format!(".{ALIASES}.{}.tmp", std::process::id()));
         let json = serde_json::to_vec_pretty(aliases).expect("aliases serialize");
-        write_synced(&tmp, &json)?;
-        let path = dir.join(ALIASES);
+        self.replace(model, ALIASES, &json)
+    }
+
+    /// Writes `<model>/<name>` beside and renames it into place.
+    fn replace(&self, model: &str, name: &str, bytes: &[u8]) -> Result<(), RegistryError> {
+        let dir = self.model_dir(model)?;
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        write_synced(&tmp, bytes)?;
+        let path = dir.join(name);
+        fs::rename(&tmp, &path).map_err(|e| RegistryError::io(&path, e))
+    }
+
+    /// An exclusive lock on `<model>/.lock` for read-modify-write of the model's small files
+    /// across processes; released on drop.
+    fn lock(&self, model: &str) -> Result<fs::File, RegistryError> {
+        lock_file(&self.model_dir(model)?.join(".lock"))
+    }
+
+    /// Rewrites `index.json` from the directory (every model and its versions), atomically,
+    /// under the root lock. Publish calls it after each new version, so the index a static
+    /// HTTP mirror serves always lists every completed version.
+    pub fn write_index(&self) -> Result<(), RegistryError> {
+        let _lock = lock_file(&self.root.join(".lock"))?;
+        let mut index = IndexFile::default();
+        for model in self.models()? {
+            index.versions.insert(model.clone(), self.versions(&model)?);
+            index.models.push(model);
+        }
+        let path = self.root.join(INDEX);
+        let tmp = self
+            .root
+            .join(format!(".{INDEX}.{}.tmp", std::process::id()));
+        write_synced(
+            &tmp,
+            &serde_json::to_vec_pretty(&index).expect("index serializes"),
+        )?;
         fs::rename(&tmp, &path).map_err(|e| RegistryError::io(&path, e))
     }
 
@@ -342,57 +339,85 @@ impl DirRegistry {
     }
 }
 
+/// `index.json`: model names, sorted, and (since the HTTP backend) each model's versions.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IndexFile {
+    pub models: Vec<String>,
+    /// Model → published versions, ascending. Older indexes lack it; readers then probe.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub versions: BTreeMap<String, Vec<u64>>,
+}
+
+fn lock_file(path: &Path) -> Result<fs::File, RegistryError> {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| RegistryError::io(path, e))?;
+    f.lock().map_err(|e| RegistryError::io(path, e))?;
+    Ok(f)
+}
+
+impl Registry for DirRegistry {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+    fn models(&self) -> Result<Vec<String>, RegistryError> {
+        DirRegistry::models(self)
+    }
+    fn versions(&self, model: &str) -> Result<Vec<u64>, RegistryError> {
+        DirRegistry::versions(self, model)
+    }
+    fn aliases(&self, model: &str) -> Result<Aliases, RegistryError> {
+        DirRegistry::aliases(self, model)
+    }
+    fn traffic_settings(&self, model: &str) -> Result<TrafficSettings, RegistryError> {
+        DirRegistry::traffic_settings(self, model)
+    }
+    fn fetch(&self, model: &str, version: u64) -> Result<ModelVersion, RegistryError> {
+        DirRegistry::fetch(self, model, version)
+    }
+    fn manifest(&self, model: &str, version: u64) -> Result<Manifest, RegistryError> {
+        DirRegistry::manifest(self, model, version)
+    }
+}
+
+impl RegistryWriter for DirRegistry {
+    fn publish(&self, req: &PublishRequest) -> Result<u64, RegistryError> {
+        DirRegistry::publish(self, req)
+    }
+    fn set_alias(&self, model: &str, alias: &str, version: u64) -> Result<(), RegistryError> {
+        DirRegistry::set_alias(self, model, alias, version)
+    }
+    fn remove_alias(&self, model: &str, alias: &str) -> Result<(), RegistryError> {
+        DirRegistry::remove_alias(self, model, alias)
+    }
+    fn set_traffic_settings(
+        &self,
+        model: &str,
+        settings: &TrafficSettings,
+    ) -> Result<(), RegistryError> {
+        DirRegistry::set_traffic_settings(self, model, settings)
+    }
+}
+
 fn read_verified(path: &Path, entry: &FileEntry) -> Result<Vec<u8>, RegistryError> {
     let bytes = fs::read(path).map_err(|e| RegistryError::io(path, e))?;
-    if bytes.len() as u64 != entry.size {
-        return Err(RegistryError::SizeMismatch {
-            path: path.to_path_buf(),
-            expected: entry.size,
-            actual: bytes.len() as u64,
-        });
-    }
-    let actual = sha256_hex(&bytes);
-    if !actual.eq_ignore_ascii_case(&entry.sha256) {
-        return Err(RegistryError::DigestMismatch {
-            path: path.to_path_buf(),
-            expected: entry.sha256.clone(),
-            actual,
-        });
-    }
+    version::verify(path, entry, &bytes)?;
     Ok(bytes)
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
     let mut f = fs::File::create(path).map_err(|e| RegistryError::io(path, e))?;
     f.write_all(bytes).map_err(|e| RegistryError::io(path, e))?;
     f.sync_all().map_err(|e| RegistryError::io(path, e))
 }
 
-/// Model and alias names: ASCII letters, digits, `-`, `_`, `.`; not starting with `.`.
-fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid name {name:?}: use letters, digits, '-', '_', '.' (not leading)"
-        ))
-    }
-}
-
-fn check_file_name(name: &str) -> Result<(), String> {
-    check_name(name).map_err(|_| format!("invalid file name {name:?} in manifest"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{FeatureKind, FeatureSpec, TensorSpec};
+    use crate::types::{FeatureKind, FeatureSpec, Signature, TensorSpec, sha256_hex};
 
     fn signature_bytes() -> Vec<u8> {
         let sig = Signature {
@@ -510,6 +535,50 @@ mod tests {
     }
 
     #[test]
+    fn canary_promote_and_rollback() {
+        use crate::registry::{Rollback, TrafficPolicy, promote, rollback, set_canary};
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = DirRegistry::create(tmp.path()).unwrap();
+        for p in [b"1", b"2", b"3"] {
+            reg.publish(&request("m", p)).unwrap();
+        }
+        reg.set_alias("m", "champion", 1).unwrap();
+        set_canary(&reg, "m", 2, 0.1, false).unwrap();
+        assert_eq!(
+            Registry::policy(&reg, "m").unwrap(),
+            TrafficPolicy {
+                champion: Some(1),
+                canary: Some(2),
+                canary_weight: 0.1,
+                shadow: None
+            }
+        );
+        assert!(set_canary(&reg, "m", 2, 1.5, false).is_err());
+        assert!(set_canary(&reg, "m", 9, 0.5, false).is_err());
+        assert_eq!(promote(&reg, "m").unwrap(), 2);
+        let p = Registry::policy(&reg, "m").unwrap();
+        assert_eq!(
+            (p.champion, p.canary, p.canary_weight),
+            (Some(2), None, 0.0)
+        );
+        set_canary(&reg, "m", 3, 0.0, true).unwrap();
+        assert_eq!(Registry::policy(&reg, "m").unwrap().shadow, Some(3));
+        assert_eq!(
+            rollback(&reg, "m").unwrap(),
+            Rollback::CanaryRemoved { champion: Some(2) }
+        );
+        assert_eq!(
+            rollback(&reg, "m").unwrap(),
+            Rollback::ChampionRestored { from: 2, to: 1 }
+        );
+        assert!(rollback(&reg, "m").is_err(), "no earlier champion");
+        assert!(promote(&reg, "m").is_err(), "nothing to promote");
+        let index: IndexFile =
+            serde_json::from_slice(&fs::read(tmp.path().join(INDEX)).unwrap()).unwrap();
+        assert_eq!(index.models, vec!["m".to_string()]);
+    }
+
+    #[test]
     fn aliases_move_and_remove() {
         let tmp = tempfile::tempdir().unwrap();
         let reg = DirRegistry::create(tmp.path()).unwrap();
@@ -522,5 +591,91 @@ mod tests {
         reg.remove_alias("m", "canary").unwrap();
         assert!(reg.remove_alias("m", "canary").is_err());
         assert_eq!(reg.aliases("m").unwrap().len(), 1);
+    }
+
+    fn profile_json(share: f64) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "rows": 10,
+            "features": [{"kind": "numeric", "name": "x", "edges": [0.5],
+                          "shares": [share, 0.5], "missing_share": 0.0, "sample": [0.1, 0.9]}],
+            "score": {"kind": "numeric", "name": "score", "edges": [], "shares": [1.0],
+                      "missing_share": 0.0}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn profile_is_parsed_and_validated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = DirRegistry::create(tmp.path()).unwrap();
+        let mut req = request("m", b"w");
+        req.files.push(("profile.json".into(), profile_json(0.5)));
+        let v = reg.publish(&req).unwrap();
+        let fetched = reg.fetch("m", v).unwrap();
+        let profile = fetched.profile.expect("profile");
+        assert_eq!(profile.rows, 10);
+        assert_eq!(profile.features[0].name(), "x");
+        assert!(profile.score.is_some());
+        // Publishing a profile whose shares do not sum to 1 is refused, naming the file.
+        let mut bad = request("m", b"w");
+        bad.files.push(("profile.json".into(), profile_json(0.2)));
+        let err = reg.publish(&bad).unwrap_err();
+        assert!(matches!(err, RegistryError::Malformed { .. }), "{err}");
+        assert!(err.to_string().contains("profile.json"), "{err}");
+        // A profile that breaks the contract on disk (with a matching digest) is Malformed too.
+        let dir = tmp.path().join("m/versions/1");
+        let broken = profile_json(0.2);
+        fs::write(dir.join("profile.json"), &broken).unwrap();
+        let mut manifest: Manifest =
+            serde_json::from_slice(&fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        manifest.files.insert(
+            "profile.json".into(),
+            FileEntry {
+                sha256: sha256_hex(&broken),
+                size: broken.len() as u64,
+            },
+        );
+        fs::write(
+            dir.join("manifest.json"),
+            serde_json::to_vec(&manifest).unwrap(),
+        )
+        .unwrap();
+        let err = reg.fetch("m", 1).unwrap_err();
+        assert!(matches!(err, RegistryError::Malformed { .. }), "{err}");
+        assert!(
+            err.to_string().contains("profile.json") && err.to_string().contains("sum to"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn index_lists_models_and_versions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = DirRegistry::create(tmp.path()).unwrap();
+        reg.publish(&request("b", b"1")).unwrap();
+        reg.publish(&request("a", b"1")).unwrap();
+        reg.publish(&request("a", b"2")).unwrap();
+        let index: IndexFile =
+            serde_json::from_slice(&fs::read(tmp.path().join(INDEX)).unwrap()).unwrap();
+        assert_eq!(index.models, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(index.versions["a"], vec![1, 2]);
+        assert_eq!(index.versions["b"], vec![1]);
+        // Indexes written before versions were recorded still parse.
+        let old: IndexFile = serde_json::from_str(r#"{"models": ["a"]}"#).unwrap();
+        assert!(old.versions.is_empty());
+    }
+
+    #[test]
+    fn publish_request_from_dir_skips_manifest_and_hidden_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("model.onnx"), b"w").unwrap();
+        fs::write(tmp.path().join("signature.json"), signature_bytes()).unwrap();
+        fs::write(tmp.path().join("manifest.json"), b"{}").unwrap();
+        fs::write(tmp.path().join(".DS_Store"), b"x").unwrap();
+        fs::write(tmp.path().join("README.txt"), b"notes").unwrap();
+        fs::create_dir(tmp.path().join("sub")).unwrap();
+        let req = PublishRequest::from_dir("m", tmp.path()).unwrap();
+        let names: Vec<&str> = req.files.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["README.txt", "model.onnx", "signature.json"]);
     }
 }

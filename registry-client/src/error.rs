@@ -7,7 +7,7 @@ pub enum RegistryError {
     #[error("not found: {0}")]
     NotFound(String),
     /// A file whose bytes do not hash to what the manifest says.
-    #[error("digest mismatch for {path}: manifest says sha256 {expected}, file has {actual}")]
+    #[error("digest mismatch for {path}: expected sha256 {expected}, got {actual}")]
     DigestMismatch {
         path: PathBuf,
         expected: String,
@@ -23,6 +23,15 @@ pub enum RegistryError {
     /// A manifest, signature, alias file or name that does not parse or breaks the contract.
     #[error("malformed {path}: {reason}")]
     Malformed { path: PathBuf, reason: String },
+    /// A remote registry did not answer (after retries), or answered with a server error.
+    #[error("registry {location} unreachable: {reason}")]
+    Unreachable { location: String, reason: String },
+    /// The backend cannot write (static HTTP), or the operation is not supported there.
+    #[error("read-only registry: {0}")]
+    ReadOnly(String),
+    /// A request that makes no sense (bad weight, bad name).
+    #[error("{0}")]
+    Invalid(String),
     /// The filesystem failed.
     #[error("I/O error on {path}: {source}")]
     Io {

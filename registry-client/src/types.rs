@@ -202,8 +202,220 @@ pub struct ModelVersion {
     pub signature: Signature,
     /// The verified bytes of `model.onnx`.
     pub model_bytes: Vec<u8>,
-    /// `profile.json`, when the version has one.
-    pub profile: Option<serde_json::Value>,
+    /// `profile.json`, parsed and validated, when the version has one.
+    pub profile: Option<Profile>,
+}
+
+/// Tolerance on "shares sum to 1" in [`Profile::validate`]: profiles are written as decimal
+/// JSON by another program, so the sum of rounded shares may be off by a little.
+pub const PROFILE_SHARE_TOLERANCE: f64 = 1e-3;
+/// Upper bound on a numeric feature's reference sample (the sample is meant to be bounded).
+pub const PROFILE_MAX_SAMPLE: usize = 100_000;
+
+/// `profile.json`: the reference profile a drift monitor compares live traffic against.
+/// Produced from the training set by the trainer; frozen with the version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Number of reference rows the shares were computed from.
+    pub rows: u64,
+    /// One profile per model input (by name).
+    pub features: Vec<FeatureProfile>,
+    /// The profile of the model's score, when the trainer recorded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<FeatureProfile>,
+}
+
+/// The reference distribution of one feature (or of the score).
+///
+/// Shares are fractions of all reference rows, so for a numeric feature
+/// `sum(shares) + missing_share ≈ 1` and for a categorical one `sum(shares) + unseen_share ≈ 1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum FeatureProfile {
+    Numeric {
+        name: String,
+        /// Frozen inner bin edges (deciles of the reference), strictly increasing. The bins are
+        /// `(-inf, e0]`, `(e0, e1]`, …, `(e_last, +inf)`.
+        edges: Vec<f64>,
+        /// Share of reference rows per bin; `edges.len() + 1` entries.
+        shares: Vec<f64>,
+        /// Share of reference rows where the value was missing (null / NaN).
+        missing_share: f64,
+        /// A bounded sample of reference values for the KS test.
+        #[serde(default)]
+        sample: Vec<f64>,
+    },
+    Categorical {
+        name: String,
+        /// Known categories.
+        categories: Vec<String>,
+        /// Share of reference rows per category; `categories.len()` entries.
+        shares: Vec<f64>,
+        /// Share of reference rows whose value was none of `categories`.
+        unseen_share: f64,
+    },
+}
+
+impl FeatureProfile {
+    pub fn name(&self) -> &str {
+        match self {
+            FeatureProfile::Numeric { name, .. } | FeatureProfile::Categorical { name, .. } => name,
+        }
+    }
+
+    /// The signature kind this profile describes.
+    pub fn kind(&self) -> FeatureKind {
+        match self {
+            FeatureProfile::Numeric { .. } => FeatureKind::Numeric,
+            FeatureProfile::Categorical { .. } => FeatureKind::Categorical,
+        }
+    }
+
+    /// Index of the bin `x` falls into (`None` for NaN, which counts as missing).
+    /// Numeric profiles only; a categorical profile answers `None`.
+    pub fn bin_of(&self, x: f64) -> Option<usize> {
+        match self {
+            FeatureProfile::Numeric { edges, .. } if !x.is_nan() => {
+                Some(edges.partition_point(|e| *e < x))
+            }
+            _ => None,
+        }
+    }
+
+    /// Checks the invariants a monitor relies on; the error names the feature.
+    pub fn validate(&self) -> Result<(), String> {
+        let name = self.name();
+        if name.is_empty() {
+            return Err("a profiled feature has an empty name".into());
+        }
+        let check_shares = |shares: &[f64], rest: f64, rest_name: &str| -> Result<(), String> {
+            for (i, s) in shares.iter().enumerate() {
+                if !s.is_finite() || !(0.0..=1.0).contains(s) {
+                    return Err(format!(
+                        "feature {name:?}: share {i} is {s}, not within 0..=1"
+                    ));
+                }
+            }
+            if !rest.is_finite() || !(0.0..=1.0).contains(&rest) {
+                return Err(format!(
+                    "feature {name:?}: {rest_name} is {rest}, not within 0..=1"
+                ));
+            }
+            let total: f64 = shares.iter().sum::<f64>() + rest;
+            if (total - 1.0).abs() > PROFILE_SHARE_TOLERANCE {
+                return Err(format!(
+                    "feature {name:?}: shares plus {rest_name} sum to {total}, not 1"
+                ));
+            }
+            Ok(())
+        };
+        match self {
+            FeatureProfile::Numeric {
+                edges,
+                shares,
+                missing_share,
+                sample,
+                ..
+            } => {
+                if let Some(e) = edges.iter().find(|e| !e.is_finite()) {
+                    return Err(format!("feature {name:?}: edge {e} is not finite"));
+                }
+                if let Some(w) = edges.windows(2).find(|w| w[0] >= w[1]) {
+                    return Err(format!(
+                        "feature {name:?}: edges are not strictly increasing ({} then {})",
+                        w[0], w[1]
+                    ));
+                }
+                if shares.len() != edges.len() + 1 {
+                    return Err(format!(
+                        "feature {name:?}: {} shares for {} edges; expected {}",
+                        shares.len(),
+                        edges.len(),
+                        edges.len() + 1
+                    ));
+                }
+                check_shares(shares, *missing_share, "missing_share")?;
+                if sample.len() > PROFILE_MAX_SAMPLE {
+                    return Err(format!(
+                        "feature {name:?}: reference sample has {} values; at most {PROFILE_MAX_SAMPLE}",
+                        sample.len()
+                    ));
+                }
+                if let Some(x) = sample.iter().find(|x| !x.is_finite()) {
+                    return Err(format!("feature {name:?}: sample value {x} is not finite"));
+                }
+            }
+            FeatureProfile::Categorical {
+                categories,
+                shares,
+                unseen_share,
+                ..
+            } => {
+                if shares.len() != categories.len() {
+                    return Err(format!(
+                        "feature {name:?}: {} shares for {} categories",
+                        shares.len(),
+                        categories.len()
+                    ));
+                }
+                let mut seen = HashSet::new();
+                if let Some(dup) = categories.iter().find(|c| !seen.insert(c.as_str())) {
+                    return Err(format!(
+                        "feature {name:?}: category {dup:?} is listed twice"
+                    ));
+                }
+                check_shares(shares, *unseen_share, "unseen_share")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Profile {
+    /// Checks every feature (and the score): shares sum to 1, lengths agree, edges strictly
+    /// increasing and finite, names unique. The error names the feature.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.rows == 0 {
+            return Err("profile has rows = 0".into());
+        }
+        let mut seen = HashSet::new();
+        for f in &self.features {
+            f.validate()?;
+            if !seen.insert(f.name()) {
+                return Err(format!("feature {:?} is profiled twice", f.name()));
+            }
+        }
+        if let Some(score) = &self.score {
+            score.validate().map_err(|e| format!("score: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Checks that every profiled feature is an input of `signature`, of the same kind.
+    pub fn check_against(&self, signature: &Signature) -> Result<(), String> {
+        for f in &self.features {
+            let Some(i) = signature.position(f.name()) else {
+                return Err(format!(
+                    "profiled feature {:?} is not a signature input",
+                    f.name()
+                ));
+            };
+            if signature.inputs[i].kind != f.kind() {
+                return Err(format!(
+                    "profiled feature {:?} is {:?} but the signature says {:?}",
+                    f.name(),
+                    f.kind(),
+                    signature.inputs[i].kind
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The profile of the named feature.
+    pub fn feature(&self, name: &str) -> Option<&FeatureProfile> {
+        self.features.iter().find(|f| f.name() == name)
+    }
 }
 
 /// Lower-case hex sha256 of `bytes`.
@@ -291,6 +503,129 @@ mod tests {
         let mut s = sig();
         s.inputs[1].vocab = Some(vec!["a".into(), "a".into()]);
         assert!(s.validate().unwrap_err().contains("repeats"));
+    }
+
+    pub(crate) fn profile() -> Profile {
+        Profile {
+            rows: 1000,
+            features: vec![
+                FeatureProfile::Numeric {
+                    name: "income".into(),
+                    edges: vec![10.0, 20.0, 30.0],
+                    shares: vec![0.25, 0.25, 0.25, 0.2],
+                    missing_share: 0.05,
+                    sample: vec![5.0, 15.0, 25.0, 35.0],
+                },
+                FeatureProfile::Categorical {
+                    name: "term".into(),
+                    categories: vec!["36".into(), "60".into()],
+                    shares: vec![0.7, 0.3],
+                    unseen_share: 0.0,
+                },
+            ],
+            score: Some(FeatureProfile::Numeric {
+                name: "score".into(),
+                edges: vec![0.5],
+                shares: vec![0.5, 0.5],
+                missing_share: 0.0,
+                sample: vec![],
+            }),
+        }
+    }
+
+    #[test]
+    fn profile_round_trips_with_kind_tags() {
+        let p = profile();
+        p.validate().unwrap();
+        p.check_against(&sig()).unwrap();
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["features"][0]["kind"], "numeric");
+        assert_eq!(json["features"][1]["kind"], "categorical");
+        assert_eq!(serde_json::from_value::<Profile>(json).unwrap(), p);
+        let f = p.feature("income").unwrap();
+        assert_eq!(f.bin_of(10.0), Some(0), "edges are inclusive upper bounds");
+        assert_eq!(f.bin_of(10.5), Some(1));
+        assert_eq!(f.bin_of(1e9), Some(3));
+        assert_eq!(f.bin_of(f64::NAN), None);
+    }
+
+    #[test]
+    fn profile_violations_are_named() {
+        let broken = |edit: &dyn Fn(&mut Profile)| {
+            let mut p = profile();
+            edit(&mut p);
+            p.validate().unwrap_err()
+        };
+        type Parts<'a> = (
+            &'a mut Vec<f64>,
+            &'a mut Vec<f64>,
+            &'a mut f64,
+            &'a mut Vec<f64>,
+        );
+        fn numeric(p: &mut Profile) -> Parts<'_> {
+            match &mut p.features[0] {
+                FeatureProfile::Numeric {
+                    edges,
+                    shares,
+                    missing_share,
+                    sample,
+                    ..
+                } => (edges, shares, missing_share, sample),
+                _ => unreachable!(),
+            }
+        }
+        let e = broken(&|p| numeric(p).0[1] = 10.0);
+        assert!(
+            e.contains("income") && e.contains("strictly increasing"),
+            "{e}"
+        );
+        let e = broken(&|p| numeric(p).0[1] = f64::INFINITY);
+        assert!(e.contains("not finite"), "{e}");
+        let e = broken(&|p| {
+            numeric(p).1.pop();
+        });
+        assert!(e.contains("3 shares for 3 edges"), "{e}");
+        let e = broken(&|p| *numeric(p).2 = 0.5);
+        assert!(e.contains("sum to"), "{e}");
+        let e = broken(&|p| numeric(p).3.push(f64::NAN));
+        assert!(e.contains("sample"), "{e}");
+        let e = broken(&|p| {
+            if let FeatureProfile::Categorical { shares, .. } = &mut p.features[1] {
+                shares[0] = 0.5;
+            }
+        });
+        assert!(e.contains("term") && e.contains("sum to"), "{e}");
+        let e = broken(&|p| {
+            if let FeatureProfile::Categorical { categories, .. } = &mut p.features[1] {
+                categories[1] = "36".into();
+            }
+        });
+        assert!(e.contains("twice"), "{e}");
+        let e = broken(&|p| {
+            let f = p.features[0].clone();
+            p.features.push(f);
+        });
+        assert!(e.contains("profiled twice"), "{e}");
+        let e = broken(&|p| p.rows = 0);
+        assert!(e.contains("rows"), "{e}");
+        let mut p = profile();
+        p.features.swap(0, 1);
+        if let FeatureProfile::Categorical { name, .. } = &mut p.features[0] {
+            *name = "income".into();
+        }
+        if let FeatureProfile::Numeric { name, .. } = &mut p.features[1] {
+            *name = "term".into();
+        }
+        assert!(
+            p.check_against(&sig())
+                .unwrap_err()
+                .contains("signature says")
+        );
+        let mut p = profile();
+        if let FeatureProfile::Numeric { name, .. } = &mut p.features[0] {
+            *name = "salary".into();
+        }
+        assert!(p.check_against(&sig()).unwrap_err().contains("salary"));
     }
 
     #[test]

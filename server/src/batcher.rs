@@ -205,7 +205,7 @@ impl Batcher {
 
     /// Closes the queue and waits until workers have finished everything queued. Blocking:
     /// call it off the async runtime.
-    pub fn shutdown(mut self) {
+    pub fn shutdown(&mut self) {
         self.tx.take();
         for w in self.workers.drain(..) {
             let _ = w.join();
@@ -518,7 +518,7 @@ mod tests {
 
     #[test]
     fn single_job_round_trip() {
-        let b = Batcher::start(
+        let mut b = Batcher::start(
             "t",
             Arc::new(SumEngine::new(3, -1.0)),
             3,
@@ -539,7 +539,7 @@ mod tests {
     #[test]
     fn poisoned_request_fails_alone() {
         let obs = Arc::new(Counting::default());
-        let b = Batcher::start(
+        let mut b = Batcher::start(
             "t",
             Arc::new(SumEngine::new(2, 666.0)),
             2,
@@ -574,7 +574,7 @@ mod tests {
     fn full_queue_hands_the_job_back() {
         // A worker that never gets to run: zero-capacity is clamped to 1, so fill it while
         // the worker is busy with a big job.
-        let b = Batcher::start(
+        let mut b = Batcher::start(
             "t",
             Arc::new(SumEngine::new(1, -1.0)),
             1,
@@ -602,7 +602,7 @@ mod tests {
     #[test]
     fn expired_and_abandoned_jobs_are_not_executed() {
         let obs = Arc::new(Counting::default());
-        let b = Batcher::start(
+        let mut b = Batcher::start(
             "t",
             Arc::new(SumEngine::new(1, -1.0)),
             1,
@@ -632,7 +632,7 @@ mod tests {
     #[test]
     fn oversized_request_runs_alone() {
         let obs = Arc::new(Counting::default());
-        let b = Batcher::start(
+        let mut b = Batcher::start(
             "t",
             Arc::new(SumEngine::new(1, -1.0)),
             1,
@@ -652,7 +652,7 @@ mod tests {
     #[test]
     fn backlog_forms_batches() {
         let obs = Arc::new(Counting::default());
-        let b = Batcher::start(
+        let mut b = Batcher::start(
             "t",
             Arc::new(SumEngine::new(4, -1.0)),
             4,
@@ -680,7 +680,7 @@ mod tests {
 
     #[test]
     fn idle_worker_runs_at_once_even_with_a_long_queue_delay() {
-        let b = Batcher::start(
+        let mut b = Batcher::start(
             "t",
             Arc::new(SumEngine::new(1, -1.0)),
             1,
@@ -736,7 +736,7 @@ mod tests {
             jobs in prop::collection::vec((1usize..12, any::<bool>(), 0u64..300), 1..60),
         ) {
             let width = 3;
-            let b = Batcher::start("p", Arc::new(SumEngine::new(width, -7.0)), width, cfg(workers, max_rows, delay_us, 4096), Arc::new(NoopObserver)).unwrap();
+            let mut b = Batcher::start("p", Arc::new(SumEngine::new(width, -7.0)), width, cfg(workers, max_rows, delay_us, 4096), Arc::new(NoopObserver)).unwrap();
             let mut pending = Vec::new();
             for (i, (rows, poison, pause_us)) in jobs.iter().enumerate() {
                 let seed = if *poison { -7.0 } else { i as f32 * 100.0 };

@@ -37,6 +37,8 @@ pub struct Decoded {
     pub outputs: Vec<usize>,
     /// From `parameters.timeout` (microseconds).
     pub timeout: Option<Duration>,
+    /// Per entry of `outputs`: returned in the binary part instead of JSON.
+    pub binary: Vec<bool>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -64,6 +66,8 @@ struct InputJson<'a> {
     datatype: Cow<'a, str>,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
+    /// Absent when the values travel in the binary part (`binary_data_size`).
+    #[serde(default)]
     data: Flat,
 }
 
@@ -279,17 +283,35 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError::BadRequest(msg.into())
 }
 
-/// Parses and validates an OIP JSON body against `m`'s signature.
-pub fn decode_infer(m: &LoadedModel, body: &[u8]) -> Result<Decoded, ApiError> {
-    let req: InferRequestJson =
-        serde_json::from_slice(body).map_err(|e| bad(format!("invalid request body: {e}")))?;
-    let id = match req.id {
+/// Parses and validates an OIP request against `m`'s signature. With the binary tensor
+/// extension, `json_len` (the `Inference-Header-Content-Length` header) splits `body` into the
+/// JSON header and the concatenated raw tensors of the inputs that declare
+/// `parameters.binary_data_size`, in input order.
+pub fn decode_infer(
+    m: &LoadedModel,
+    body: &[u8],
+    json_len: Option<usize>,
+) -> Result<Decoded, ApiError> {
+    let (json, mut tail) = match json_len {
+        None => (body, &[][..]),
+        Some(n) if n <= body.len() => body.split_at(n),
+        Some(n) => {
+            return Err(bad(format!(
+                "Inference-Header-Content-Length is {n} but the body has {} bytes",
+                body.len()
+            )));
+        }
+    };
+    let mut req: InferRequestJson =
+        serde_json::from_slice(json).map_err(|e| bad(format!("invalid request body: {e}")))?;
+    let id = match req.id.take() {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
         Some(Value::Number(n)) => Some(n.to_string()),
         Some(_) => return Err(bad("field `id` must be a string")),
     };
     let mut timeout = None;
+    let mut binary_output = false;
     if let Some(params) = &req.parameters {
         for (k, v) in params {
             match k.as_str() {
@@ -299,10 +321,10 @@ pub fn decode_infer(m: &LoadedModel, body: &[u8]) -> Result<Decoded, ApiError> {
                     })?;
                     timeout = Some(Duration::from_micros(us));
                 }
-                "binary_data_output" if v.as_bool() == Some(true) => {
-                    return Err(bad(
-                        "parameters.binary_data_output: the binary tensor extension is not enabled on this server",
-                    ));
+                "binary_data_output" => {
+                    binary_output = v.as_bool().ok_or_else(|| {
+                        bad("parameters.binary_data_output must be true or false")
+                    })?;
                 }
                 // content_type ("np", "pd"), headers, and anything else: informational.
                 _ => {}
@@ -312,23 +334,64 @@ pub fn decode_infer(m: &LoadedModel, body: &[u8]) -> Result<Decoded, ApiError> {
     if req.inputs.is_empty() {
         return Err(bad("field `inputs` is empty"));
     }
-    for input in &req.inputs {
-        if let Some(p) = &input.parameters
-            && p.contains_key("binary_data_size")
-        {
-            return Err(bad(format!(
-                "input {:?}: binary_data_size given, but the binary tensor extension is not enabled on this server",
-                input.name
-            )));
-        }
+    for input in &mut req.inputs {
         if let Some(d) = input.shape.iter().find(|d| **d < 0) {
             return Err(bad(format!(
                 "input {:?}: shape {:?} has negative dimension {d}",
                 input.name, input.shape
             )));
         }
+        let size = match input
+            .parameters
+            .as_ref()
+            .and_then(|p| p.get("binary_data_size"))
+        {
+            None => {
+                if input.data.is_empty()
+                    && input.data.kind == Kind::Empty
+                    && !input.shape.contains(&0)
+                {
+                    return Err(bad(format!("input {:?} has no data", input.name)));
+                }
+                continue;
+            }
+            Some(v) => v.as_u64().ok_or_else(|| {
+                bad(format!(
+                    "input {:?}: parameters.binary_data_size must be a byte count",
+                    input.name
+                ))
+            })? as usize,
+        };
+        if json_len.is_none() {
+            return Err(bad(format!(
+                "input {:?}: binary_data_size given without the Inference-Header-Content-Length header",
+                input.name
+            )));
+        }
+        if !input.data.is_empty() {
+            return Err(bad(format!(
+                "input {:?}: both data and binary_data_size given",
+                input.name
+            )));
+        }
+        if size > tail.len() {
+            return Err(bad(format!(
+                "input {:?}: binary_data_size {size} exceeds the {} bytes of binary data left",
+                input.name,
+                tail.len()
+            )));
+        }
+        let (bytes, rest) = tail.split_at(size);
+        tail = rest;
+        input.data = flat_from_binary(&input.name, &input.datatype, bytes)?;
     }
-    let outputs = select_outputs(m, req.outputs.as_deref())?;
+    if !tail.is_empty() {
+        return Err(bad(format!(
+            "{} bytes of binary data are not claimed by any input's binary_data_size",
+            tail.len()
+        )));
+    }
+    let (outputs, binary) = select_outputs(m, req.outputs.as_deref(), binary_output)?;
     let (input, rows) = if req.inputs.len() == 1 && req.inputs[0].name == m.signature.tensor.name {
         decode_tensor(m, &req.inputs[0])?
     } else {
@@ -341,7 +404,83 @@ pub fn decode_infer(m: &LoadedModel, body: &[u8]) -> Result<Decoded, ApiError> {
         id,
         outputs,
         timeout,
+        binary,
     })
+}
+
+/// Raw little-endian, row-major tensor bytes as a [`Flat`]; BYTES elements are each a 4-byte
+/// little-endian length followed by the bytes.
+fn flat_from_binary(name: &str, datatype: &str, bytes: &[u8]) -> Result<Flat, ApiError> {
+    let mut f = Flat::default();
+    macro_rules! numbers {
+        ($t:ty) => {{
+            const W: usize = std::mem::size_of::<$t>();
+            if !bytes.len().is_multiple_of(W) {
+                return Err(bad(format!(
+                    "input {name:?}: {} bytes of {datatype} is not a whole number of {W}-byte elements",
+                    bytes.len()
+                )));
+            }
+            f.kind = Kind::Num;
+            f.nums = bytes
+                .chunks_exact(W)
+                .map(|c| <$t>::from_le_bytes(c.try_into().unwrap_or_default()) as f64)
+                .collect();
+        }};
+    }
+    match datatype {
+        "FP32" => numbers!(f32),
+        "FP64" => numbers!(f64),
+        "INT8" => numbers!(i8),
+        "INT16" => numbers!(i16),
+        "INT32" => numbers!(i32),
+        "INT64" => numbers!(i64),
+        "UINT8" => numbers!(u8),
+        "UINT16" => numbers!(u16),
+        "UINT32" => numbers!(u32),
+        "UINT64" => numbers!(u64),
+        "BOOL" => {
+            f.kind = Kind::Bool;
+            f.bools = bytes.iter().map(|b| *b != 0).collect();
+        }
+        "BYTES" => {
+            f.kind = Kind::Str;
+            let mut rest = bytes;
+            while !rest.is_empty() {
+                if rest.len() < 4 {
+                    return Err(bad(format!(
+                        "input {name:?}: truncated BYTES length prefix"
+                    )));
+                }
+                let n = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                rest = &rest[4..];
+                if n > rest.len() {
+                    return Err(bad(format!(
+                        "input {name:?}: BYTES element {} claims {n} bytes, {} left",
+                        f.strs.len(),
+                        rest.len()
+                    )));
+                }
+                let s = std::str::from_utf8(&rest[..n]).map_err(|_| {
+                    bad(format!(
+                        "input {name:?}: BYTES element {} is not UTF-8",
+                        f.strs.len()
+                    ))
+                })?;
+                f.strs.push(s.to_owned());
+                rest = &rest[n..];
+            }
+        }
+        other => {
+            return Err(bad(format!(
+                "input {name:?}: datatype {other:?} is not supported in binary form"
+            )));
+        }
+    }
+    f.len = f.nums.len() + f.strs.len() + f.bools.len();
+    // NaN in a binary float tensor is a missing value, as JSON null is.
+    f.null_at = f.nums.iter().position(|v| v.is_nan());
+    Ok(f)
 }
 
 fn check_rows(m: &LoadedModel, rows: usize) -> Result<(), ApiError> {
@@ -360,11 +499,16 @@ fn check_rows(m: &LoadedModel, rows: usize) -> Result<(), ApiError> {
 fn select_outputs(
     m: &LoadedModel,
     req: Option<&[OutputRequestJson]>,
-) -> Result<Vec<usize>, ApiError> {
+    binary_default: bool,
+) -> Result<(Vec<usize>, Vec<bool>), ApiError> {
     let Some(req) = req.filter(|r| !r.is_empty()) else {
-        return Ok((0..m.outputs.len()).collect());
+        return Ok((
+            (0..m.outputs.len()).collect(),
+            vec![binary_default; m.outputs.len()],
+        ));
     };
     let mut out = Vec::with_capacity(req.len());
+    let mut binary = Vec::with_capacity(req.len());
     for o in req {
         let ix = m
             .outputs
@@ -377,12 +521,15 @@ fn select_outputs(
                     list(m.outputs.iter().map(|x| x.name.as_str()))
                 ))
             })?;
+        let mut bin = binary_default;
         if let Some(p) = &o.parameters {
-            if p.get("binary_data").and_then(Value::as_bool) == Some(true) {
-                return Err(bad(format!(
-                    "output {:?}: binary_data requested, but the binary tensor extension is not enabled on this server",
-                    o.name
-                )));
+            if let Some(v) = p.get("binary_data") {
+                bin = v.as_bool().ok_or_else(|| {
+                    bad(format!(
+                        "output {:?}: parameters.binary_data must be true or false",
+                        o.name
+                    ))
+                })?;
             }
             if p.contains_key("classification") {
                 return Err(bad(format!(
@@ -395,8 +542,9 @@ fn select_outputs(
             return Err(bad(format!("output {:?} is requested twice", o.name)));
         }
         out.push(ix);
+        binary.push(bin);
     }
-    Ok(out)
+    Ok((out, binary))
 }
 
 fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
@@ -824,14 +972,16 @@ fn write_data(buf: &mut Vec<u8>, data: &TensorData) {
     };
 }
 
-/// OIP response body.
+/// OIP response body; with binary outputs, also the length of its JSON part (for the
+/// `Inference-Header-Content-Length` header), the raw tensors following it in output order.
 pub fn encode_infer(
     m: &LoadedModel,
     id: Option<&str>,
     rows: usize,
     outputs: &[Output],
     selected: &[usize],
-) -> Vec<u8> {
+    binary: &[bool],
+) -> (Vec<u8>, Option<usize>) {
     let mut buf = Vec::with_capacity(96 + rows * 12 * selected.len());
     buf.extend_from_slice(b"{\"model_name\":");
     write_json_str(&mut buf, &m.name);
@@ -857,12 +1007,57 @@ pub fn encode_infer(
         for d in &meta.row_shape {
             let _ = write!(DisplayBuf(&mut buf), ",{d}");
         }
-        buf.extend_from_slice(b"],\"data\":");
-        write_data(&mut buf, &outputs[ix].data);
-        buf.push(b'}');
+        if binary.get(n).copied().unwrap_or(false) {
+            let size = binary_size(&outputs[ix].data);
+            let _ = write!(
+                DisplayBuf(&mut buf),
+                "],\"parameters\":{{\"binary_data_size\":{size}}}}}"
+            );
+        } else {
+            buf.extend_from_slice(b"],\"data\":");
+            write_data(&mut buf, &outputs[ix].data);
+            buf.push(b'}');
+        }
     }
     buf.extend_from_slice(b"]}");
-    buf
+    if !binary.iter().any(|b| *b) {
+        return (buf, None);
+    }
+    let json_len = buf.len();
+    for (n, &ix) in selected.iter().enumerate() {
+        if binary.get(n).copied().unwrap_or(false) {
+            write_binary(&mut buf, &outputs[ix].data);
+        }
+    }
+    (buf, Some(json_len))
+}
+
+fn binary_size(data: &TensorData) -> usize {
+    match data {
+        TensorData::F32(v) => v.len() * 4,
+        TensorData::F64(v) => v.len() * 8,
+        TensorData::I32(v) => v.len() * 4,
+        TensorData::I64(v) => v.len() * 8,
+        TensorData::Bool(v) => v.len(),
+    }
+}
+
+fn write_binary(buf: &mut Vec<u8>, data: &TensorData) {
+    match data {
+        TensorData::F32(v) => v
+            .iter()
+            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+        TensorData::F64(v) => v
+            .iter()
+            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+        TensorData::I32(v) => v
+            .iter()
+            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+        TensorData::I64(v) => v
+            .iter()
+            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+        TensorData::Bool(v) => v.iter().for_each(|x| buf.push(u8::from(*x))),
+    }
 }
 
 /// v1 response: `{"predictions": [...]}`; one value per row when the (first) output has one
@@ -968,12 +1163,12 @@ mod tests {
         let mut settings = ModelSettings::defaults(1);
         settings.allow_missing = allow_missing;
         settings.max_request_rows = 10;
-        let metrics = Metrics::new().for_model("m", "3", "fake");
+        let metrics = Arc::new(Metrics::new());
         LoadedModel::start(
             &mv,
             Arc::new(SumEngine::new(3, f32::MAX)),
             settings,
-            metrics,
+            &metrics,
         )
         .unwrap()
     }
@@ -1008,11 +1203,11 @@ mod tests {
     fn tensor_requests_decode_with_codes() {
         let m = model(false);
         let body = json!({"id": 5, "inputs": [{"name": "input", "shape": [2, 3], "datatype": "INT64", "data": [[100, 1, 0], [200, 0, 1]]}]});
-        let d = decode_infer(&m, &serde_json::to_vec(&body).unwrap()).unwrap();
+        let d = decode_infer(&m, &serde_json::to_vec(&body).unwrap(), None).unwrap();
         assert_eq!((d.rows, d.id.as_deref()), (2, Some("5")));
         assert_eq!(d.input, vec![100.0, 1.0, 0.0, 200.0, 0.0, 1.0]);
         let bad = json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 1, 2]}]});
-        let err = decode_infer(&m, &serde_json::to_vec(&bad).unwrap()).unwrap_err();
+        let err = decode_infer(&m, &serde_json::to_vec(&bad).unwrap(), None).unwrap_err();
         assert!(err.to_string().contains("term"), "{err}");
     }
 
@@ -1024,7 +1219,7 @@ mod tests {
             {"name": "owner", "shape": [2, 1], "datatype": "BOOL", "data": [[true], [false]]},
             {"name": "income", "shape": [2], "datatype": "FP64", "data": [1.5, 2]}
         ], "parameters": {"timeout": 2500}});
-        let d = decode_infer(&m, &serde_json::to_vec(&body).unwrap()).unwrap();
+        let d = decode_infer(&m, &serde_json::to_vec(&body).unwrap(), None).unwrap();
         assert_eq!(d.input, vec![1.5, 1.0, 1.0, 2.0, 0.0, 0.0]);
         assert_eq!(d.timeout, Some(Duration::from_micros(2500)));
     }
@@ -1032,13 +1227,13 @@ mod tests {
     #[test]
     fn missing_values_follow_the_model_policy() {
         let body = serde_json::to_vec(&json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [null, 1, 0]}]})).unwrap();
-        let err = decode_infer(&model(false), &body).unwrap_err();
+        let err = decode_infer(&model(false), &body, None).unwrap_err();
         assert!(err.to_string().contains("null"), "{err}");
-        let d = decode_infer(&model(true), &body).unwrap();
+        let d = decode_infer(&model(true), &body, None).unwrap();
         assert!(d.input[0].is_nan());
         // A missing category is never accepted.
         let body = serde_json::to_vec(&json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 1, null]}]})).unwrap();
-        let err = decode_infer(&model(true), &body).unwrap_err();
+        let err = decode_infer(&model(true), &body, None).unwrap_err();
         assert!(err.to_string().contains("term"), "{err}");
     }
 
@@ -1066,7 +1261,8 @@ mod tests {
             data: TensorData::F32(vec![0.25, 0.5]),
         }];
         let body: Value =
-            serde_json::from_slice(&encode_infer(&m, Some("id\n1"), 2, &outputs, &[0])).unwrap();
+            serde_json::from_slice(&encode_infer(&m, Some("id\n1"), 2, &outputs, &[0], &[false]).0)
+                .unwrap();
         assert_eq!(
             body,
             json!({"model_name": "m", "model_version": "3", "id": "id\n1",

@@ -20,9 +20,18 @@ use crate::backend::BackendKind;
     about = "Vane inference server (Open Inference Protocol v2)"
 )]
 pub struct Cli {
-    /// Model registry: a directory laid out as <model>/versions/<n>/ + <model>/aliases.json.
+    /// Model registry: a directory, a static HTTP(S) mirror of one (`http(s)://…`), or MLflow
+    /// (`mlflow://host:port`).
     #[arg(long, env = "VANE_REGISTRY")]
-    pub registry: Option<PathBuf>,
+    pub registry: Option<String>,
+    /// How often to poll the registry for alias and traffic changes, in milliseconds
+    /// (0 = only on SIGHUP or POST /v2/repository/index).
+    #[arg(long, env = "VANE_POLL_INTERVAL_MS")]
+    pub poll_interval_ms: Option<u64>,
+    /// Bearer token required by the mutating repository endpoints (load/unload); without one
+    /// they answer 403.
+    #[arg(long, env = "VANE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Address to listen on; port 0 picks a free port (printed at startup).
     #[arg(long, env = "VANE_ADDR")]
     pub addr: Option<SocketAddr>,
@@ -85,7 +94,9 @@ pub struct ModelFlags {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
-    pub registry: Option<PathBuf>,
+    pub registry: Option<String>,
+    pub poll_interval_ms: Option<u64>,
+    pub admin_token: Option<String>,
     pub addr: Option<SocketAddr>,
     pub backend: Option<BackendKind>,
     pub ort_lib: Option<PathBuf>,
@@ -218,7 +229,11 @@ impl ModelSettings {
 /// The validated, effective configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
-    pub registry: PathBuf,
+    pub registry: String,
+    pub poll_interval_ms: u64,
+    /// Never printed.
+    #[serde(skip_serializing)]
+    pub admin_token: Option<String>,
     pub addr: SocketAddr,
     pub backend: BackendKind,
     pub ort_lib: Option<PathBuf>,
@@ -246,7 +261,7 @@ impl Config {
         let registry = cli
             .registry
             .or(file.registry)
-            .ok_or("no registry: pass --registry <dir> (or VANE_REGISTRY, or `registry` in the config file)")?;
+            .ok_or("no registry: pass --registry <dir|http(s) url|mlflow url> (or VANE_REGISTRY, or `registry` in the config file)")?;
         let flag_defaults = PartialModelSettings::from_flags(&cli.model);
         let defaults = flag_defaults
             .or(&file.batching)
@@ -261,6 +276,14 @@ impl Config {
         }
         let cfg = Config {
             registry,
+            poll_interval_ms: cli
+                .poll_interval_ms
+                .or(file.poll_interval_ms)
+                .unwrap_or(2000),
+            admin_token: cli
+                .admin_token
+                .or(file.admin_token)
+                .filter(|t| !t.is_empty()),
             addr: cli
                 .addr
                 .or(file.addr)
@@ -327,6 +350,19 @@ mod tests {
         assert_eq!(cfg.backend, BackendKind::Auto);
         assert_eq!(cfg.defaults.workers, 2);
         assert_eq!(cfg.alias, "champion");
+        assert_eq!(cfg.poll_interval_ms, 2000);
+        assert!(cfg.admin_token.is_none());
+        let cfg = Config::layer(
+            cli(&["--registry", "/r", "--admin-token", "s3cret"]),
+            FileConfig::default(),
+            4,
+        )
+        .unwrap();
+        let printed = serde_json::to_string(&cfg).unwrap();
+        assert!(
+            !printed.contains("s3cret"),
+            "the token must never be printed: {printed}"
+        );
     }
 
     #[test]
@@ -351,7 +387,7 @@ mod tests {
             2,
         )
         .unwrap();
-        assert_eq!(cfg.registry, PathBuf::from("/from-file"));
+        assert_eq!(cfg.registry, "/from-file");
         assert_eq!(cfg.backend, BackendKind::Ort);
         assert_eq!(cfg.defaults.max_batch_rows, 128);
         assert_eq!(cfg.defaults.max_queue_delay_us, 7);

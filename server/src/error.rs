@@ -15,6 +15,10 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     MethodNotAllowed(String, &'static str),
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -35,6 +39,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -70,6 +76,9 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed(_, allow) => {
                 builder = builder.header(header::ALLOW, *allow);
+            }
+            ApiError::Unauthorized(_) => {
+                builder = builder.header(header::WWW_AUTHENTICATE, "Bearer");
             }
             _ => {}
         }

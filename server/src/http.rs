@@ -2,8 +2,8 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -24,24 +24,36 @@ use crate::batcher::{Job, SubmitError};
 use crate::codec;
 use crate::error::ApiError;
 use crate::metrics::{Metrics, Outcome};
-use crate::model::{LoadedModel, LookupError, ModelTable};
+use crate::model::{LoadedModel, LookupError, ModelTable, Routed};
+use crate::watcher::Command;
 
 /// Shared state of the HTTP front.
 pub struct AppState {
     pub models: ArcSwap<ModelTable>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
     /// False until models are loaded; false again while shutting down.
     pub ready: AtomicBool,
+    /// Bearer token of the mutating repository endpoints; `None` disables them.
+    admin_token: Option<String>,
+    /// The registry watcher, once started.
+    pub control: OnceLock<crossbeam_channel::Sender<Command>>,
 }
 
 impl AppState {
-    pub fn new(table: ModelTable, metrics: Metrics, max_body_bytes: usize) -> Self {
+    pub fn new(
+        table: ModelTable,
+        metrics: Arc<Metrics>,
+        max_body_bytes: usize,
+        admin_token: Option<String>,
+    ) -> Self {
         Self {
             models: ArcSwap::from_pointee(table),
             metrics,
             max_body_bytes,
             ready: AtomicBool::new(false),
+            admin_token,
+            control: OnceLock::new(),
         }
     }
 }
@@ -203,6 +215,21 @@ where
             let (m, v) = (m.to_string(), Some(v.to_string()));
             infer(state, req, &m, v.as_deref(), Api::V2).await
         }
+        ["v2", "repository", "index"] => {
+            post(&method)?;
+            repository_index(state).await
+        }
+        [
+            "v2",
+            "repository",
+            "models",
+            m,
+            action @ ("load" | "unload"),
+        ] => {
+            post(&method)?;
+            authorize(state, req.headers())?;
+            repository_change(state, m, action).await
+        }
         ["v1", "models", m] if m.ends_with(":predict") => {
             post(&method)?;
             let m = m.trim_end_matches(":predict").to_string();
@@ -225,19 +252,127 @@ where
     }
 }
 
+fn lookup_err(model: &str, version: Option<&str>) -> impl FnOnce(LookupError) -> ApiError {
+    move |e| match e {
+        LookupError::UnknownModel => ApiError::NotFound(format!("unknown model {model:?}")),
+        LookupError::UnknownVersion => ApiError::NotFound(format!(
+            "model {model:?} has no loaded version {:?}",
+            version.unwrap_or_default()
+        )),
+    }
+}
+
+/// The version named in the URL, else the one the model's traffic policy picks.
+fn route_request(
+    state: &AppState,
+    model: &str,
+    version: Option<&str>,
+    route_key: Option<&[u8]>,
+) -> Result<Routed, ApiError> {
+    state
+        .models
+        .load()
+        .get(model, version, route_key)
+        .map_err(lookup_err(model, version))
+}
+
+/// The named version, or the champion: what metadata, readiness and stats describe.
 fn lookup(
     state: &AppState,
     model: &str,
     version: Option<&str>,
 ) -> Result<Arc<LoadedModel>, ApiError> {
     let table = state.models.load();
-    table.get(model, version).cloned().map_err(|e| match e {
-        LookupError::UnknownModel => ApiError::NotFound(format!("unknown model {model:?}")),
-        LookupError::UnknownVersion => ApiError::NotFound(format!(
-            "model {model:?} has no loaded version {:?}",
-            version.unwrap_or_default()
-        )),
-    })
+    match version {
+        Some(_) => table
+            .get(model, version, None)
+            .map(|r| r.primary)
+            .map_err(lookup_err(model, version)),
+        None => table
+            .models
+            .get(model)
+            .and_then(|e| e.champion().cloned())
+            .ok_or_else(|| ApiError::NotFound(format!("unknown model {model:?}"))),
+    }
+}
+
+/// Checks `Authorization: Bearer <token>` for the mutating repository endpoints.
+fn authorize(state: &AppState, headers: &hyper::HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &state.admin_token else {
+        return Err(ApiError::Forbidden(
+            "repository control is disabled: start the server with --admin-token".into(),
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::Unauthorized("missing bearer token (Authorization: Bearer <token>)".into())
+        })?;
+    // Compare without an early exit so timing does not leak the token's prefix.
+    let same = given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("invalid bearer token".into()))
+    }
+}
+
+fn control(state: &AppState) -> Result<&crossbeam_channel::Sender<Command>, ApiError> {
+    state
+        .control
+        .get()
+        .ok_or_else(|| ApiError::NotReady("the registry watcher is not running yet".into()))
+}
+
+async fn repository_index(state: &AppState) -> Result<Resp, ApiError> {
+    let (tx, rx) = oneshot::channel();
+    control(state)?
+        .send(Command::Sync(Some(tx)))
+        .map_err(|_| ApiError::NotReady("the registry watcher has stopped".into()))?;
+    let index = rx
+        .await
+        .map_err(|_| ApiError::Internal("the registry watcher dropped the request".into()))?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_value(index).unwrap_or_default(),
+    ))
+}
+
+async fn repository_change(state: &AppState, model: &str, action: &str) -> Result<Resp, ApiError> {
+    let gone = || ApiError::NotReady("the registry watcher has stopped".into());
+    let dropped = || ApiError::Internal("the registry watcher dropped the request".into());
+    let tx = control(state)?;
+    if action == "load" {
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Load(model.to_string(), reply))
+            .map_err(|_| gone())?;
+        let index = rx
+            .await
+            .map_err(|_| dropped())?
+            .map_err(ApiError::NotFound)?;
+        Ok(json_response(
+            StatusCode::OK,
+            json!({ "name": model, "state": "READY", "index": index }),
+        ))
+    } else {
+        let (reply, rx) = oneshot::channel();
+        tx.send(Command::Unload(model.to_string(), reply))
+            .map_err(|_| gone())?;
+        rx.await
+            .map_err(|_| dropped())?
+            .map_err(ApiError::NotFound)?;
+        Ok(json_response(
+            StatusCode::OK,
+            json!({ "name": model, "state": "UNLOADED" }),
+        ))
+    }
 }
 
 fn model_metadata(state: &AppState, model: &str, version: Option<&str>) -> Result<Resp, ApiError> {
@@ -405,8 +540,13 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let t0 = Instant::now();
-    let m = lookup(state, model, version)?;
-    let result = infer_on(state, &m, req, api, t0).await;
+    let key = req
+        .headers()
+        .get("x-vane-route-key")
+        .map(|v| v.as_bytes().to_vec());
+    let routed = route_request(state, model, version, key.as_deref())?;
+    let m = routed.primary;
+    let result = infer_on(state, &m, routed.shadow, req, api, t0).await;
     let metrics = &m.observer.metrics;
     match &result {
         Ok(_) => {
@@ -420,9 +560,55 @@ where
     result
 }
 
+/// Sends a copy of a served request to the shadow version, off the response path, and
+/// records how far its first output is from what the client got.
+fn shadow_copy(
+    state: &AppState,
+    shadow: Arc<LoadedModel>,
+    input: Vec<f32>,
+    rows: usize,
+    answered: Option<Vec<f32>>,
+) {
+    let metrics = state.metrics.clone();
+    let (tx, rx) = oneshot::channel();
+    let job = Job {
+        input,
+        rows,
+        enqueued: Instant::now(),
+        deadline: shadow
+            .settings
+            .default_timeout()
+            .map(|t| Instant::now() + t),
+        reply: tx,
+    };
+    if shadow.batcher.submit(job).is_err() {
+        metrics.shadow(&shadow.name, &shadow.version_label, "rejected", None);
+        return;
+    }
+    tokio::spawn(async move {
+        match rx.await {
+            Ok(Ok(out)) => {
+                let diff = match (answered, out.outputs.first().and_then(|o| o.data.as_f32())) {
+                    (Some(a), Some(b)) if a.len() == b.len() => Some(
+                        a.iter()
+                            .zip(b)
+                            .map(|(x, y)| f64::from((x - y).abs()))
+                            .fold(0.0, f64::max),
+                    ),
+                    _ => None,
+                };
+                metrics.shadow(&shadow.name, &shadow.version_label, "success", diff);
+                shadow.observer.stats.record_shadow(diff);
+            }
+            _ => metrics.shadow(&shadow.name, &shadow.version_label, "error", None),
+        }
+    });
+}
+
 async fn infer_on<B>(
     state: &AppState,
     m: &Arc<LoadedModel>,
+    shadow: Option<Arc<LoadedModel>>,
     req: Request<B>,
     api: Api,
     t0: Instant,
@@ -432,9 +618,22 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let header_timeout = header_timeout(&req)?;
+    let json_len = match req.headers().get("inference-header-content-length") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<usize>().ok())
+                .ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "header Inference-Header-Content-Length must be a byte count".into(),
+                    )
+                })?,
+        ),
+    };
     let body = read_body(req, state.max_body_bytes).await?;
     let decoded = match api {
-        Api::V2 => codec::decode_infer(m, &body)?,
+        Api::V2 => codec::decode_infer(m, &body, json_len)?,
         Api::V1 => {
             let (input, rows) = codec::decode_records(m, &body)?;
             codec::Decoded {
@@ -443,6 +642,7 @@ where
                 id: None,
                 outputs: (0..m.outputs.len()).collect(),
                 timeout: None,
+                binary: Vec::new(),
             }
         }
     };
@@ -454,6 +654,7 @@ where
     let deadline = timeout.map(|t| t0 + t);
     let (tx, rx) = oneshot::channel();
     let rows = decoded.rows;
+    let shadow_input = shadow.as_ref().map(|_| decoded.input.clone());
     let job = Job {
         input: decoded.input,
         rows,
@@ -485,23 +686,43 @@ where
     };
     let out = answer
         .map_err(|_| ApiError::Internal("the inference worker dropped the request".into()))??;
-    let body = match api {
+    if let (Some(shadow), Some(input)) = (shadow, shadow_input) {
+        let answered = out
+            .outputs
+            .first()
+            .and_then(|o| o.data.as_f32())
+            .map(<[f32]>::to_vec);
+        shadow_copy(state, shadow, input, rows, answered);
+    }
+    let (body, json_len) = match api {
         Api::V2 => codec::encode_infer(
             m,
             decoded.id.as_deref(),
             rows,
             &out.outputs,
             &decoded.outputs,
+            &decoded.binary,
         ),
-        Api::V1 => codec::encode_predictions(m, rows, &out.outputs),
+        Api::V1 => (codec::encode_predictions(m, rows, &out.outputs), None),
     };
     let total = t0.elapsed();
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    match json_len {
+        None => {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        Some(n) => {
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            h.insert("inference-header-content-length", HeaderValue::from(n));
+        }
+    }
     h.insert("x-vane-model-version", m.version_header.clone());
     h.insert(
         "x-vane-queue-us",

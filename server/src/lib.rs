@@ -22,21 +22,22 @@ pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod stats;
+pub mod watcher;
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use vane_registry::{DirRegistry, RegistryError, VersionRef};
+use vane_registry::{Registry, RegistryError};
 
+use crate::backend::BackendKind;
 use crate::backend::onnxruntime::OrtRuntime;
-use crate::backend::{BackendError, BackendKind, LoadOptions};
 use crate::config::Config;
 use crate::http::AppState;
 use crate::metrics::Metrics;
-use crate::model::{LoadedModel, ModelEntry, ModelTable};
+use crate::model::ModelTable;
+use crate::watcher::Watcher;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +46,11 @@ pub enum StartError {
     Ort(String),
     #[error("registry: {0}")]
     Registry(#[from] RegistryError),
-    #[error("model {model:?} version {version}: {source}")]
-    Load {
+    #[error("model {model:?} version {version}: {reason}")]
+    Version {
         model: String,
         version: u64,
-        #[source]
-        source: BackendError,
+        reason: String,
     },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -86,59 +86,12 @@ pub fn init_ort(cfg: &Config) -> Result<Option<Arc<OrtRuntime>>, StartError> {
     }
 }
 
-/// Loads the configured alias of every model in the registry. Blocking.
-pub fn load_models(
-    cfg: &Config,
-    ort: Option<&Arc<OrtRuntime>>,
-    metrics: &Metrics,
-) -> Result<ModelTable, StartError> {
-    let registry = DirRegistry::open(&cfg.registry)?;
-    let alias = VersionRef::Alias(cfg.alias.clone());
-    let mut models = BTreeMap::new();
-    for name in registry.models()? {
-        let version = match registry.resolve(&name, &alias) {
-            Ok(v) => v,
-            Err(RegistryError::NotFound(what)) => {
-                tracing::warn!(model = %name, alias = %cfg.alias, "not serving: {what}");
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let mv = registry.fetch(&name, version)?;
-        let settings = cfg.model_settings(&name).clone();
-        let load_err = |source| StartError::Load {
-            model: name.clone(),
-            version,
-            source,
-        };
-        let opts = LoadOptions {
-            width: mv.signature.width(),
-            intra_op_threads: settings.intra_op_threads,
-        };
-        let engine = backend::load(cfg.backend, ort, &mv.model_bytes, &opts).map_err(load_err)?;
-        let mm = metrics.for_model(&name, &version.to_string(), engine.backend());
-        let backend_name = engine.backend();
-        let loaded = LoadedModel::start(&mv, engine, settings, mm).map_err(load_err)?;
-        tracing::info!(
-            model = %name,
-            version,
-            backend = backend_name,
-            workers = loaded.settings.workers,
-            call_overhead_us = loaded.batcher.call_overhead().as_micros() as u64,
-            "model loaded"
-        );
-        models.insert(
-            name,
-            ModelEntry {
-                default_version: version,
-                versions: BTreeMap::from([(version, Arc::new(loaded))]),
-            },
-        );
-    }
-    if models.is_empty() {
-        tracing::warn!(registry = %cfg.registry.display(), alias = %cfg.alias, "no model to serve");
-    }
-    Ok(ModelTable { models })
+/// Opens the configured registry (directory, static HTTP or MLflow).
+pub fn open_registry(spec: &str) -> Result<Arc<dyn Registry>, StartError> {
+    Ok(vane_registry::open_registry(
+        spec,
+        &vane_registry::RemoteOptions::default(),
+    )?)
 }
 
 /// Resolves on SIGTERM or SIGINT.
@@ -159,7 +112,8 @@ pub async fn shutdown_signal() {
 }
 
 /// Binds, prints `listening on http://ADDR` on stdout, loads models (health answers
-/// meanwhile; readiness turns true once they are loaded), and serves until SIGTERM/SIGINT.
+/// meanwhile; readiness turns true once they are loaded), then serves until SIGTERM/SIGINT
+/// while a watcher thread keeps the routes in line with the registry.
 pub async fn run(cfg: Config) -> Result<(), StartError> {
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
@@ -172,8 +126,9 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         .map_err(|e| StartError::Internal(e.to_string()))?;
     let state = Arc::new(AppState::new(
         ModelTable::default(),
-        Metrics::new(),
+        Arc::new(Metrics::new()),
         cfg.max_body_bytes,
+        cfg.admin_token.clone(),
     ));
     {
         let mut out = std::io::stdout().lock();
@@ -191,19 +146,29 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     let loader_state = state.clone();
     let loaded = tokio::task::spawn_blocking(move || {
         let ort = init_ort(&cfg)?;
-        load_models(&cfg, ort.as_ref(), &loader_state.metrics)
+        let registry = open_registry(&cfg.registry)?;
+        let mut watcher = Watcher::new(registry, cfg, ort, loader_state);
+        watcher.sync(true)?;
+        Ok::<_, StartError>(watcher)
     })
     .await
     .map_err(|e| StartError::Internal(format!("model loader panicked: {e}")))?;
-    let table = match loaded {
-        Ok(t) => t,
+    let watcher = match loaded {
+        Ok(w) => w,
         Err(e) => {
             server.abort();
             return Err(e);
         }
     };
-    let n = table.models.len();
-    state.models.store(Arc::new(table));
+    let n = state.models.load().models.len();
+    if n == 0 {
+        tracing::warn!("no model to serve yet; the registry is polled for new ones");
+    }
+    let control = watcher
+        .spawn()
+        .map_err(|e| StartError::Internal(format!("cannot start the registry watcher: {e}")))?;
+    let _ = state.control.set(control.clone());
+    tokio::spawn(reload_on_sighup(control));
     state.ready.store(true, Ordering::SeqCst);
     tracing::info!(models = n, %addr, "ready");
 
@@ -220,7 +185,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     drop(table);
     tokio::task::spawn_blocking(move || {
         for m in batchers {
-            if let Ok(m) = Arc::try_unwrap(m) {
+            if let Ok(mut m) = Arc::try_unwrap(m) {
                 m.batcher.shutdown();
             }
         }
@@ -229,4 +194,19 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     .ok();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP asks the watcher to poll the registry now.
+async fn reload_on_sighup(control: crossbeam_channel::Sender<watcher::Command>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: polling the registry");
+        if control.send(watcher::Command::Sync(None)).is_err() {
+            return;
+        }
+    }
 }

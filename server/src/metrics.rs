@@ -59,7 +59,16 @@ pub struct Metrics {
     cancelled: IntCounterVec,
     queue_depth: IntGaugeVec,
     model_info: IntGaugeVec,
+    model_role: IntGaugeVec,
     http_responses: IntCounterVec,
+    swaps: IntCounterVec,
+    load_failures: IntCounterVec,
+    registry_errors: IntCounterVec,
+    shadow_requests: IntCounterVec,
+    shadow_abs_diff: HistogramVec,
+    resident_memory: prometheus::IntGauge,
+    /// Role series currently set per model, so a route change can remove stale ones.
+    roles_set: std::sync::Mutex<std::collections::HashMap<String, Vec<(String, &'static str)>>>,
 }
 
 impl Default for Metrics {
@@ -132,6 +141,51 @@ impl Metrics {
             &["status"],
         )
         .expect("metric");
+        let model_role = IntGaugeVec::new(
+            Opts::new(
+                "model_role",
+                "Per mille of default-routed traffic a loaded version answers, by role (champion, canary; a shadow gets copies and shows 0).",
+            ),
+            &["model", "version", "role"],
+        )
+        .expect("metric");
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("metric")
+        };
+        let swaps = counter(
+            "model_swaps_total",
+            "Route changes applied (new champion, canary, weight or shadow).",
+            &["model"],
+        );
+        let load_failures = counter(
+            "model_load_failures_total",
+            "Versions that could not be served (reason: not_found, digest, unreachable, malformed, incompatible, load, warmup, fetch); the previous versions kept serving.",
+            &["model", "reason"],
+        );
+        let registry_errors = counter(
+            "registry_errors_total",
+            "Failed registry polls by kind.",
+            &["kind"],
+        );
+        let shadow_requests = counter(
+            "shadow_requests_total",
+            "Copies of requests sent to a shadow version, by outcome (success, rejected, error).",
+            &["model", "version", "outcome"],
+        );
+        let shadow_abs_diff = HistogramVec::new(
+            HistogramOpts::new(
+                "shadow_abs_diff",
+                "Largest |shadow − answered| difference of the first output per shadowed request.",
+            )
+            .buckets(prometheus::exponential_buckets(1e-6, 10.0, 7).expect("valid buckets")),
+            mv,
+        )
+        .expect("metric");
+        let resident_memory = prometheus::IntGauge::new(
+            "process_resident_memory_bytes",
+            "Resident set size of the server process (sampled at scrape).",
+        )
+        .expect("metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
@@ -141,7 +195,14 @@ impl Metrics {
             Box::new(cancelled.clone()),
             Box::new(queue_depth.clone()),
             Box::new(model_info.clone()),
+            Box::new(model_role.clone()),
             Box::new(http_responses.clone()),
+            Box::new(swaps.clone()),
+            Box::new(load_failures.clone()),
+            Box::new(registry_errors.clone()),
+            Box::new(shadow_requests.clone()),
+            Box::new(shadow_abs_diff.clone()),
+            Box::new(resident_memory.clone()),
         ] {
             registry.register(c).expect("unique metric");
         }
@@ -155,8 +216,80 @@ impl Metrics {
             cancelled,
             queue_depth,
             model_info,
+            model_role,
             http_responses,
+            swaps,
+            load_failures,
+            registry_errors,
+            shadow_requests,
+            shadow_abs_diff,
+            resident_memory,
+            roles_set: Default::default(),
         }
+    }
+
+    pub fn swap(&self, model: &str) {
+        self.swaps.with_label_values(&[model]).inc();
+    }
+
+    pub fn load_failure(&self, model: &str, reason: &str) {
+        self.load_failures.with_label_values(&[model, reason]).inc();
+    }
+
+    pub fn registry_error(&self, kind: &str) {
+        self.registry_errors.with_label_values(&[kind]).inc();
+    }
+
+    pub fn shadow(&self, model: &str, version: &str, outcome: &str, abs_diff: Option<f64>) {
+        self.shadow_requests
+            .with_label_values(&[model, version, outcome])
+            .inc();
+        if let Some(d) = abs_diff {
+            self.shadow_abs_diff
+                .with_label_values(&[model, version])
+                .observe(d);
+        }
+    }
+
+    /// Publishes which loaded version plays which role (per mille of default traffic).
+    pub fn set_roles(&self, model: &str, routing: &crate::model::Routing) {
+        // Drop this model's previous role series first; only current roles remain.
+        let mut set = self.roles_set.lock().unwrap_or_else(|p| p.into_inner());
+        for (version, role) in set.remove(model).unwrap_or_default() {
+            let _ = self
+                .model_role
+                .remove_label_values(&[model, version.as_str(), role]);
+        }
+        let mut now = Vec::new();
+        let canary_share = routing.canary.map_or(0.0, |(_, w)| w);
+        let champion = routing.champion.to_string();
+        self.model_role
+            .with_label_values(&[model, champion.as_str(), "champion"])
+            .set(((1.0 - canary_share) * 1000.0).round() as i64);
+        now.push((champion, "champion"));
+        if let Some((v, w)) = routing.canary {
+            let v = v.to_string();
+            self.model_role
+                .with_label_values(&[model, v.as_str(), "canary"])
+                .set((w * 1000.0).round() as i64);
+            now.push((v, "canary"));
+        }
+        if let Some(v) = routing.shadow {
+            let v = v.to_string();
+            self.model_role
+                .with_label_values(&[model, v.as_str(), "shadow"])
+                .set(0);
+            now.push((v, "shadow"));
+        }
+        set.insert(model.to_string(), now);
+    }
+
+    /// Drops the per-version gauges of a version that is no longer loaded.
+    pub fn forget_version(&self, model: &str, version: &str, backend: &str) {
+        let _ = self
+            .model_info
+            .remove_label_values(&[model, version, backend]);
+        let _ = self.queue_depth.remove_label_values(&[model, version]);
     }
 
     /// Handles for one model version, resolved once so the hot path does no label lookups.
@@ -193,6 +326,9 @@ impl Metrics {
 
     /// Text exposition format.
     pub fn render(&self) -> String {
+        if let Some(rss) = resident_bytes() {
+            self.resident_memory.set(rss as i64);
+        }
         let mut out = String::new();
         if let Err(e) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out) {
             tracing::error!(error = %e, "metrics encoding failed");
@@ -203,6 +339,13 @@ impl Metrics {
     pub fn content_type() -> String {
         TextEncoder::new().format_type().to_string()
     }
+}
+
+/// Resident set size from `/proc/self/statm` (Linux).
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
 
 /// Pre-resolved metric handles of one model version.

@@ -9,7 +9,7 @@ use vane_registry::{FeatureKind, ModelVersion, Signature};
 use crate::backend::{Engine, OutputMeta};
 use crate::batcher::{BatchConfig, BatchObserver, Batcher};
 use crate::config::ModelSettings;
-use crate::metrics::ModelMetrics;
+use crate::metrics::{Metrics, ModelMetrics};
 use crate::stats::ModelStats;
 
 /// One model version ready to serve: signature, engine, batcher, metrics.
@@ -28,6 +28,16 @@ pub struct LoadedModel {
     pub settings: ModelSettings,
     pub batcher: Batcher,
     pub observer: Arc<ModelObserver>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for LoadedModel {
+    fn drop(&mut self) {
+        // The batcher closes with this value; workers finish what was queued and exit.
+        self.metrics
+            .forget_version(&self.name, &self.version_label, self.backend);
+        tracing::debug!(model = %self.name, version = self.version, "model version unloaded");
+    }
 }
 
 /// Metrics and stats of one version, shared with its batcher's workers.
@@ -57,10 +67,10 @@ impl LoadedModel {
         mv: &ModelVersion,
         engine: Arc<dyn Engine>,
         settings: ModelSettings,
-        metrics: ModelMetrics,
+        metrics: &Arc<Metrics>,
     ) -> Result<Self, crate::backend::BackendError> {
         let observer = Arc::new(ModelObserver {
-            metrics,
+            metrics: metrics.for_model(&mv.name, &mv.version.to_string(), engine.backend()),
             stats: ModelStats::new(),
         });
         let width = mv.signature.width();
@@ -104,15 +114,106 @@ impl LoadedModel {
             settings,
             batcher,
             observer,
+            metrics: metrics.clone(),
         })
     }
 }
 
-/// All versions of one model that are loaded, and the one served by default.
+/// How requests that do not name a version are routed: the champion answers, except a
+/// `canary_weight` share that the canary answers; the shadow gets a copy of every request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routing {
+    pub champion: u64,
+    pub canary: Option<(u64, f64)>,
+    pub shadow: Option<u64>,
+}
+
+/// The loaded versions of one model and how traffic is split between them.
 #[derive(Clone)]
 pub struct ModelEntry {
-    pub default_version: u64,
+    pub routing: Routing,
     pub versions: BTreeMap<u64, Arc<LoadedModel>>,
+}
+
+/// The version that answers a request, and the shadow that gets a copy of it.
+pub struct Routed {
+    pub primary: Arc<LoadedModel>,
+    pub shadow: Option<Arc<LoadedModel>>,
+}
+
+impl ModelEntry {
+    /// An entry serving a single version.
+    pub fn single(model: Arc<LoadedModel>) -> Self {
+        let v = model.version;
+        Self {
+            routing: Routing {
+                champion: v,
+                canary: None,
+                shadow: None,
+            },
+            versions: BTreeMap::from([(v, model)]),
+        }
+    }
+
+    pub fn champion(&self) -> Option<&Arc<LoadedModel>> {
+        self.versions.get(&self.routing.champion)
+    }
+
+    /// Picks the answering version. With a route key the choice is a pure function of the key
+    /// (sticky across requests and replicas); without one it is random.
+    pub fn route(&self, route_key: Option<&[u8]>) -> Option<Routed> {
+        let mut v = self.routing.champion;
+        if let Some((canary, weight)) = self.routing.canary {
+            let u = match route_key {
+                Some(k) => unit_interval(fnv1a(k)),
+                None => unit_interval(random_u64()),
+            };
+            if u < weight {
+                v = canary;
+            }
+        }
+        let primary = self.versions.get(&v).or_else(|| self.champion())?.clone();
+        let shadow = self
+            .routing
+            .shadow
+            .filter(|s| *s != primary.version)
+            .and_then(|s| self.versions.get(&s).cloned());
+        Some(Routed { primary, shadow })
+    }
+}
+
+/// FNV-1a: stable across processes and releases, so every replica routes a key alike.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Top 53 bits as a float in [0, 1), after a final mix so nearby keys spread out.
+fn unit_interval(mut x: u64) -> f64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn random_u64() -> u64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+            t ^ (std::ptr::addr_of!(t) as u64).rotate_left(32)
+        });
+    }
+    // SplitMix64.
+    STATE.with(|s| {
+        let z = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        s.set(z);
+        let mut z = z;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    })
 }
 
 /// The live route table; replaced as a whole (arc-swap) when versions change.
@@ -129,20 +230,63 @@ pub enum LookupError {
 }
 
 impl ModelTable {
+    /// An explicit version bypasses the traffic policy (and gets no shadow copy).
     pub fn get(
         &self,
         model: &str,
         version: Option<&str>,
-    ) -> Result<&Arc<LoadedModel>, LookupError> {
+        route_key: Option<&[u8]>,
+    ) -> Result<Routed, LookupError> {
         let entry = self.models.get(model).ok_or(LookupError::UnknownModel)?;
-        let v = match version {
-            None => entry.default_version,
-            Some(s) => s.parse::<u64>().map_err(|_| LookupError::UnknownVersion)?,
-        };
-        entry.versions.get(&v).ok_or(LookupError::UnknownVersion)
+        match version {
+            None => entry.route(route_key).ok_or(LookupError::UnknownVersion),
+            Some(s) => {
+                let v = s.parse::<u64>().map_err(|_| LookupError::UnknownVersion)?;
+                let primary = entry
+                    .versions
+                    .get(&v)
+                    .ok_or(LookupError::UnknownVersion)?
+                    .clone();
+                Ok(Routed {
+                    primary,
+                    shadow: None,
+                })
+            }
+        }
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Arc<LoadedModel>> {
         self.models.values().flat_map(|e| e.versions.values())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_interval_is_uniform_enough() {
+        let n = 100_000;
+        let below: usize = (0..n as u64)
+            .filter(|i| unit_interval(fnv1a(&i.to_le_bytes())) < 0.1)
+            .count();
+        let share = below as f64 / n as f64;
+        assert!((share - 0.1).abs() < 0.005, "{share}");
+        let below: usize = (0..n)
+            .filter(|_| unit_interval(random_u64()) < 0.25)
+            .count();
+        assert!((below as f64 / n as f64 - 0.25).abs() < 0.01);
+    }
+
+    #[test]
+    fn route_keys_are_sticky_and_monotonic_in_the_weight() {
+        // A key that lands on the canary at 10 % still does at 20 %.
+        for i in 0..1000u64 {
+            let u = unit_interval(fnv1a(format!("user-{i}").as_bytes()));
+            assert_eq!(u, unit_interval(fnv1a(format!("user-{i}").as_bytes())));
+            if u < 0.1 {
+                assert!(u < 0.2);
+            }
+        }
     }
 }

@@ -15,6 +15,16 @@ pub struct ModelStats {
     compute: Mutex<Histogram<u64>>,
     total: Mutex<Histogram<u64>>,
     batches: Mutex<Histogram<u64>>,
+    shadow: Mutex<ShadowSummary>,
+}
+
+/// How a shadow version's answers compare with what clients got (first output).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ShadowSummary {
+    pub requests: u64,
+    pub compared: u64,
+    pub max_abs_diff: f64,
+    pub mean_abs_diff: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,6 +50,9 @@ pub struct StatsSnapshot {
     pub total_us: Percentiles,
     /// Per executed batch: rows.
     pub batch_rows: Percentiles,
+    /// When this version is a shadow: how its answers compare with the served ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowSummary>,
 }
 
 fn new_hist() -> Mutex<Histogram<u64>> {
@@ -96,6 +109,18 @@ impl ModelStats {
             compute: new_hist(),
             total: new_hist(),
             batches: new_hist(),
+            shadow: Mutex::new(ShadowSummary::default()),
+        }
+    }
+
+    /// One shadowed request; `diff` is the largest |shadow − answered| when comparable.
+    pub fn record_shadow(&self, diff: Option<f64>) {
+        let mut s = self.shadow.lock().unwrap_or_else(|p| p.into_inner());
+        s.requests += 1;
+        if let Some(d) = diff {
+            s.compared += 1;
+            s.max_abs_diff = s.max_abs_diff.max(d);
+            s.mean_abs_diff += (d - s.mean_abs_diff) / s.compared as f64;
         }
     }
 
@@ -120,6 +145,10 @@ impl ModelStats {
             compute_us: summarize(&self.compute),
             total_us: summarize(&self.total),
             batch_rows: summarize(&self.batches),
+            shadow: {
+                let s = self.shadow.lock().unwrap_or_else(|p| p.into_inner());
+                (s.requests > 0).then(|| s.clone())
+            },
         }
     }
 }

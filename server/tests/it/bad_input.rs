@@ -297,14 +297,23 @@ fn malformed_requests_get_named_4xx_errors_and_the_server_keeps_serving() {
             &["objects"],
         ),
         case(
-            "binary output requested",
+            "binary_data_output not a boolean",
             {
                 let mut r = tensor_request(&credit::sample_rows(1, 1), 1);
-                r["parameters"] = json!({"binary_data_output": true});
+                r["parameters"] = json!({"binary_data_output": "yes"});
                 r
             },
             bad,
             &["binary_data_output"],
+        ),
+        case(
+            "binary input without the header",
+            tensor_with(|i| {
+                i.as_object_mut().unwrap().remove("data");
+                i["parameters"] = json!({"binary_data_size": 160});
+            }),
+            bad,
+            &["input", "Inference-Header-Content-Length"],
         ),
         Case {
             name: "bad timeout header",

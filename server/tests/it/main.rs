@@ -1,7 +1,9 @@
 //! Integration tests: the real `vane-server` binary on 127.0.0.1:0.
 
 mod bad_input;
+mod binary;
 mod foreign;
+mod hotswap;
 mod lifecycle;
 mod scoring;
 mod util;

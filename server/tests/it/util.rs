@@ -53,9 +53,21 @@ impl Server {
         s
     }
 
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with(registry: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let s = Self::spawn_with(registry, args, env);
+        s.wait_ready();
+        s
+    }
+
     /// Starts the binary and returns once it printed its address (not necessarily ready).
     pub fn spawn(registry: &Path, args: &[&str]) -> Server {
+        Self::spawn_with(registry, args, &[])
+    }
+
+    fn spawn_with(registry: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(BIN);
+        cmd.envs(env.iter().copied());
         cmd.arg("--registry")
             .arg(registry)
             .args(["--addr", "127.0.0.1:0"])

@@ -1,0 +1,575 @@
+//! Hot swap: a watcher thread polls the registry (and acts on SIGHUP and the repository API),
+//! loads, verifies and warms new versions, checks they fit the route, and swaps the route
+//! table atomically. Anything that fails leaves the serving versions alone.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde::Serialize;
+use tokio::sync::oneshot;
+use vane_registry::{Registry, RegistryError, Signature, VersionRef};
+
+use crate::backend::onnxruntime::OrtRuntime;
+use crate::backend::{self, LoadOptions};
+use crate::config::Config;
+use crate::http::AppState;
+use crate::model::{LoadedModel, ModelEntry, ModelTable, Routing};
+
+/// Failed versions are retried after this long (or when the registry points elsewhere).
+const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Requests to the watcher thread.
+pub enum Command {
+    /// Poll the registry now; answer with the resulting index.
+    Sync(Option<oneshot::Sender<Vec<ModelStatus>>>),
+    /// Serve `model` again (after an unload), polling it at once.
+    Load(String, oneshot::Sender<Result<Vec<ModelStatus>, String>>),
+    /// Stop serving `model` until it is loaded again.
+    Unload(String, oneshot::Sender<Result<(), String>>),
+}
+
+/// One row of the repository index.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelStatus {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `champion`, `canary` or `shadow`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    /// `READY`, `UNAVAILABLE` or `UNLOADED`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// Why a version could not be served; `kind` is the metric label.
+#[derive(Debug, Clone)]
+pub struct LoadFailure {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl LoadFailure {
+    fn from_registry(e: RegistryError) -> Self {
+        Self {
+            kind: error_kind(&e),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Why a candidate signature cannot take over a route whose clients use `current`; `None`
+/// when it can. Clients name features and outputs, and categorical codes must keep meaning.
+pub fn incompatibility(current: &Signature, next: &Signature) -> Option<String> {
+    if current.tensor.name != next.tensor.name || current.width() != next.width() {
+        return Some(format!(
+            "input tensor {:?} [N, {}] differs from the served {:?} [N, {}]",
+            next.tensor.name,
+            next.width(),
+            current.tensor.name,
+            current.width()
+        ));
+    }
+    for (i, (a, b)) in current.inputs.iter().zip(&next.inputs).enumerate() {
+        if a.name != b.name || a.kind != b.kind {
+            return Some(format!(
+                "input {i} is {:?} ({:?}) but the served version has {:?} ({:?})",
+                b.name, b.kind, a.name, a.kind
+            ));
+        }
+        if let (Some(old), Some(new)) = (&a.vocab, &b.vocab)
+            && !new.starts_with(old)
+        {
+            return Some(format!(
+                "vocabulary of {:?} does not extend the served one (codes would change meaning)",
+                a.name
+            ));
+        }
+    }
+    for o in &current.outputs {
+        if !next
+            .outputs
+            .iter()
+            .any(|n| n.name == o.name && n.datatype == o.datatype)
+        {
+            return Some(format!("output {:?} ({}) is missing", o.name, o.datatype));
+        }
+    }
+    None
+}
+
+/// Fetches (verified), checks, loads and warms one version. Blocking.
+pub fn load_version(
+    registry: &dyn Registry,
+    cfg: &Config,
+    ort: Option<&Arc<OrtRuntime>>,
+    state: &AppState,
+    model: &str,
+    version: u64,
+    reference: Option<&Signature>,
+) -> Result<LoadedModel, LoadFailure> {
+    let mv = registry
+        .fetch(model, version)
+        .map_err(LoadFailure::from_registry)?;
+    if let Some(why) = reference.and_then(|r| incompatibility(r, &mv.signature)) {
+        return Err(LoadFailure {
+            kind: "incompatible",
+            message: format!("signature incompatible with the served version: {why}"),
+        });
+    }
+    let settings = cfg.model_settings(model).clone();
+    let opts = LoadOptions {
+        width: mv.signature.width(),
+        intra_op_threads: settings.intra_op_threads,
+    };
+    let engine =
+        backend::load(cfg.backend, ort, &mv.model_bytes, &opts).map_err(|e| LoadFailure {
+            kind: "load",
+            message: e.to_string(),
+        })?;
+    LoadedModel::start(&mv, engine, settings, &state.metrics).map_err(|e| LoadFailure {
+        kind: "warmup",
+        message: e.to_string(),
+    })
+}
+
+struct Failure {
+    at: Instant,
+    error: LoadFailure,
+}
+
+/// The registry poller. [`Watcher::sync`] is also the startup loader.
+pub struct Watcher {
+    registry: Arc<dyn Registry>,
+    cfg: Config,
+    ort: Option<Arc<OrtRuntime>>,
+    state: Arc<AppState>,
+    failures: HashMap<(String, u64), Failure>,
+    unloaded: BTreeSet<String>,
+    /// The last registry error per model, for the index.
+    registry_errors: BTreeMap<String, String>,
+    /// The last failed listing of the registry, until one succeeds.
+    poll_error: Option<String>,
+}
+
+impl Watcher {
+    pub fn new(
+        registry: Arc<dyn Registry>,
+        cfg: Config,
+        ort: Option<Arc<OrtRuntime>>,
+        state: Arc<AppState>,
+    ) -> Self {
+        Self {
+            registry,
+            cfg,
+            ort,
+            state,
+            failures: HashMap::new(),
+            unloaded: BTreeSet::new(),
+            registry_errors: BTreeMap::new(),
+            poll_error: None,
+        }
+    }
+
+    /// Runs on its own thread until every command sender is gone.
+    pub fn spawn(mut self) -> std::io::Result<Sender<Command>> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        std::thread::Builder::new()
+            .name("vane-watcher".into())
+            .spawn(move || self.run(rx))?;
+        Ok(tx)
+    }
+
+    fn run(&mut self, rx: Receiver<Command>) {
+        let interval = Duration::from_millis(self.cfg.poll_interval_ms);
+        loop {
+            let cmd = if interval.is_zero() {
+                match rx.recv() {
+                    Ok(c) => Some(c),
+                    Err(_) => return,
+                }
+            } else {
+                match rx.recv_timeout(interval) {
+                    Ok(c) => Some(c),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            match cmd {
+                None => {
+                    let _ = self.sync(false);
+                }
+                Some(Command::Sync(reply)) => {
+                    let _ = self.sync(false);
+                    if let Some(r) = reply {
+                        let _ = r.send(self.index());
+                    }
+                }
+                Some(Command::Load(model, reply)) => {
+                    self.unloaded.remove(&model);
+                    // Forget failures so an operator's load retries at once.
+                    self.failures.retain(|(m, _), _| *m != model);
+                    let r = match self.sync_model(&model, false) {
+                        Ok(()) if self.state.models.load().models.contains_key(&model) => {
+                            Ok(self.index())
+                        }
+                        Ok(()) => Err(self
+                            .index()
+                            .into_iter()
+                            .find(|s| s.name == model && !s.reason.is_empty())
+                            .map(|s| s.reason)
+                            .unwrap_or_else(|| format!("model {model:?} could not be loaded"))),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    let _ = reply.send(r);
+                }
+                Some(Command::Unload(model, reply)) => {
+                    let r = if self.state.models.load().models.contains_key(&model) {
+                        self.unloaded.insert(model.clone());
+                        self.remove(&model);
+                        tracing::info!(model = %model, "model unloaded on request");
+                        Ok(())
+                    } else {
+                        Err(format!("model {model:?} is not loaded"))
+                    };
+                    let _ = reply.send(r);
+                }
+            }
+        }
+    }
+
+    /// One pass over the registry. In `strict` mode (startup) a model whose champion cannot
+    /// be served is an error; otherwise failures are logged, counted and retried later.
+    pub fn sync(&mut self, strict: bool) -> Result<(), crate::StartError> {
+        let models = match self.registry.models() {
+            Ok(m) => {
+                self.poll_error = None;
+                m
+            }
+            Err(e) => {
+                self.state.metrics.registry_error(error_kind(&e));
+                if strict {
+                    return Err(e.into());
+                }
+                self.poll_error = Some(format!("{e}; serving the versions loaded before"));
+                tracing::warn!(registry = %self.registry.location(), error = %e, "registry poll failed; serving what is loaded");
+                return Ok(());
+            }
+        };
+        for name in &models {
+            if self.unloaded.contains(name) {
+                continue;
+            }
+            self.sync_model(name, strict)?;
+        }
+        // Models gone from the registry stop being served.
+        let gone: Vec<String> = self
+            .state
+            .models
+            .load()
+            .models
+            .keys()
+            .filter(|m| !models.contains(m))
+            .cloned()
+            .collect();
+        for m in gone {
+            tracing::warn!(model = %m, "model no longer in the registry; unloading");
+            self.remove(&m);
+        }
+        Ok(())
+    }
+
+    fn remove(&self, model: &str) {
+        self.state.models.rcu(|t| {
+            let mut t = ModelTable::clone(t);
+            t.models.remove(model);
+            t
+        });
+    }
+
+    fn load(
+        &mut self,
+        model: &str,
+        version: u64,
+        reference: Option<&Signature>,
+        strict: bool,
+    ) -> Result<Arc<LoadedModel>, LoadFailure> {
+        let key = (model.to_string(), version);
+        if !strict
+            && let Some(f) = self.failures.get(&key)
+            && f.at.elapsed() < RETRY_AFTER
+        {
+            return Err(f.error.clone());
+        }
+        let started = Instant::now();
+        match load_version(
+            &*self.registry,
+            &self.cfg,
+            self.ort.as_ref(),
+            &self.state,
+            model,
+            version,
+            reference,
+        ) {
+            Ok(m) => {
+                self.failures.remove(&key);
+                tracing::info!(
+                    model,
+                    version,
+                    backend = m.backend,
+                    workers = m.settings.workers,
+                    call_overhead_us = m.batcher.call_overhead().as_micros() as u64,
+                    load_ms = started.elapsed().as_millis() as u64,
+                    "model version loaded"
+                );
+                Ok(Arc::new(m))
+            }
+            Err(e) => {
+                self.state.metrics.load_failure(model, e.kind);
+                tracing::warn!(model, version, reason = e.kind, error = %e.message, "model version not loaded; the served versions keep serving");
+                self.failures.insert(
+                    key,
+                    Failure {
+                        at: Instant::now(),
+                        error: e.clone(),
+                    },
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Brings one model's route in line with its registry policy.
+    fn sync_model(&mut self, name: &str, strict: bool) -> Result<(), crate::StartError> {
+        let policy = match self.registry.policy(name) {
+            Ok(p) => {
+                self.registry_errors.remove(name);
+                p
+            }
+            Err(e) => {
+                self.state.metrics.registry_error(error_kind(&e));
+                if strict {
+                    return Err(e.into());
+                }
+                tracing::warn!(model = name, error = %e, "registry poll failed for model; keeping what is served");
+                self.registry_errors.insert(name.to_string(), e.to_string());
+                return Ok(());
+            }
+        };
+        // The served alias is `champion` unless configured otherwise.
+        let champion = if self.cfg.alias == vane_registry::CHAMPION {
+            policy.champion
+        } else {
+            self.registry
+                .resolve(name, &VersionRef::Alias(self.cfg.alias.clone()))
+                .ok()
+        };
+        let current = self.state.models.load().models.get(name).cloned();
+        let Some(champion) = champion else {
+            if current.is_none() {
+                tracing::warn!(model = name, alias = %self.cfg.alias, "not serving: no such alias");
+            }
+            return Ok(());
+        };
+        let reference = current
+            .as_ref()
+            .and_then(|e| e.champion())
+            .map(|m| m.signature.clone());
+        let mut versions = BTreeMap::new();
+        let get =
+            |this: &mut Self, v: u64, strict: bool| -> Result<Arc<LoadedModel>, LoadFailure> {
+                if let Some(m) = current.as_ref().and_then(|e| e.versions.get(&v)) {
+                    return Ok(m.clone());
+                }
+                this.load(name, v, reference.as_ref(), strict)
+            };
+        let champ = match get(self, champion, strict) {
+            Ok(m) => m,
+            Err(e) => match current.as_ref().and_then(|c| c.champion()) {
+                Some(c) => c.clone(),
+                None if strict => {
+                    return Err(crate::StartError::Version {
+                        model: name.to_string(),
+                        version: champion,
+                        reason: e.message,
+                    });
+                }
+                None => return Ok(()),
+            },
+        };
+        versions.insert(champ.version, champ.clone());
+        let mut canary = None;
+        if let Some(c) = policy.canary.filter(|_| policy.canary_weight > 0.0)
+            && let Ok(m) = get(self, c, false)
+        {
+            versions.insert(c, m);
+            canary = Some((c, policy.canary_weight));
+        }
+        let mut shadow = None;
+        if let Some(s) = policy.shadow
+            && let Ok(m) = get(self, s, false)
+        {
+            versions.insert(s, m);
+            shadow = Some(s);
+        }
+        let routing = Routing {
+            champion: champ.version,
+            canary,
+            shadow,
+        };
+        let unchanged = current
+            .as_ref()
+            .is_some_and(|c| c.routing == routing && c.versions.keys().eq(versions.keys()));
+        if unchanged {
+            return Ok(());
+        }
+        let entry = ModelEntry { routing, versions };
+        self.state.models.rcu(|t| {
+            let mut t = ModelTable::clone(t);
+            t.models.insert(name.to_string(), entry.clone());
+            t
+        });
+        self.state.metrics.swap(name);
+        self.state.metrics.set_roles(name, &entry.routing);
+        tracing::info!(
+            model = name,
+            champion = entry.routing.champion,
+            canary = ?entry.routing.canary,
+            shadow = ?entry.routing.shadow,
+            "route updated"
+        );
+        Ok(())
+    }
+
+    /// The repository index: what is served, what failed, what is unloaded.
+    pub fn index(&self) -> Vec<ModelStatus> {
+        let table = self.state.models.load();
+        let mut out = Vec::new();
+        for (name, entry) in &table.models {
+            for v in entry.versions.keys() {
+                let role = if *v == entry.routing.champion {
+                    "champion"
+                } else if entry.routing.canary.is_some_and(|(c, _)| c == *v) {
+                    "canary"
+                } else {
+                    "shadow"
+                };
+                out.push(ModelStatus {
+                    name: name.clone(),
+                    version: Some(v.to_string()),
+                    role: Some(role),
+                    state: "READY",
+                    reason: self.poll_error.clone().unwrap_or_default(),
+                });
+            }
+        }
+        for ((name, v), f) in &self.failures {
+            out.push(ModelStatus {
+                name: name.clone(),
+                version: Some(v.to_string()),
+                role: None,
+                state: "UNAVAILABLE",
+                reason: format!("{}: {}", f.error.kind, f.error.message),
+            });
+        }
+        for (name, e) in &self.registry_errors {
+            out.push(ModelStatus {
+                name: name.clone(),
+                version: None,
+                role: None,
+                state: "UNAVAILABLE",
+                reason: e.clone(),
+            });
+        }
+        for name in &self.unloaded {
+            out.push(ModelStatus {
+                name: name.clone(),
+                version: None,
+                role: None,
+                state: "UNLOADED",
+                reason: String::new(),
+            });
+        }
+        out.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+        out
+    }
+}
+
+fn error_kind(e: &RegistryError) -> &'static str {
+    match e {
+        RegistryError::NotFound(_) => "not_found",
+        RegistryError::DigestMismatch { .. } | RegistryError::SizeMismatch { .. } => "digest",
+        RegistryError::Unreachable { .. } => "unreachable",
+        RegistryError::Malformed { .. } => "malformed",
+        _ => "fetch",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vane_registry::{FeatureKind, FeatureSpec, TensorSpec};
+
+    fn sig(features: &[(&str, Option<&[&str]>)], outputs: &[&str]) -> Signature {
+        Signature {
+            inputs: features
+                .iter()
+                .map(|(n, vocab)| FeatureSpec {
+                    name: (*n).into(),
+                    dtype: if vocab.is_some() { "BYTES" } else { "FP32" }.into(),
+                    shape: vec![-1],
+                    kind: if vocab.is_some() {
+                        FeatureKind::Categorical
+                    } else {
+                        FeatureKind::Numeric
+                    },
+                    vocab: vocab.map(|v| v.iter().map(|s| s.to_string()).collect()),
+                })
+                .collect(),
+            tensor: TensorSpec {
+                name: "input".into(),
+                datatype: "FP32".into(),
+                shape: vec![-1, features.len() as i64],
+            },
+            outputs: outputs
+                .iter()
+                .map(|o| TensorSpec {
+                    name: (*o).into(),
+                    datatype: "FP32".into(),
+                    shape: vec![-1, 1],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn compatibility_rules() {
+        let cur = sig(&[("a", None), ("b", Some(&["x", "y"]))], &["p"]);
+        assert_eq!(incompatibility(&cur, &cur), None);
+        // Appending categories and outputs is fine.
+        let ok = sig(&[("a", None), ("b", Some(&["x", "y", "z"]))], &["p", "q"]);
+        assert_eq!(incompatibility(&cur, &ok), None);
+        for (bad, needle) in [
+            (sig(&[("a", None)], &["p"]), "[N, 1]"),
+            (
+                sig(&[("b", Some(&["x", "y"])), ("a", None)], &["p"]),
+                "input 0",
+            ),
+            (
+                sig(&[("a", None), ("b", Some(&["y", "x"]))], &["p"]),
+                "vocabulary",
+            ),
+            (sig(&[("a", None), ("b", None)], &["p"]), "Numeric"),
+            (
+                sig(&[("a", None), ("b", Some(&["x", "y"]))], &["score"]),
+                "output \"p\"",
+            ),
+        ] {
+            let why = incompatibility(&cur, &bad).expect("incompatible");
+            assert!(why.contains(needle), "{why} should mention {needle}");
+        }
+    }
+}
