@@ -5,5 +5,6 @@ mod binary;
 mod foreign;
 mod hotswap;
 mod lifecycle;
+mod mlflow;
 mod scoring;
 mod util;
