@@ -170,6 +170,7 @@ pub fn signature() -> Signature {
             datatype: "FP32".into(),
             shape: vec![-1, 1],
         }],
+        online: None,
     }
 }
 

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod cmd;
+
 /// Builds and publishes Vane's example models.
 #[derive(Debug, Parser)]
 #[command(name = "vane-models", version, about)]
@@ -40,6 +42,12 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Generate the synthetic credit-risk world (Parquet), optionally with injected drift.
+    Datagen(cmd::datagen::Args),
+    /// Copy the latest feature values per entity from the offline store into the online store.
+    Materialize(cmd::materialize::Args),
+    /// Train logistic regression and gradient-boosted trees, export ONNX, publish.
+    Train(cmd::train::Args),
 }
 
 fn main() {
@@ -71,6 +79,9 @@ fn run(cli: Cli) -> Result<()> {
                 vane_models::credit::publish_seeded_mlp(&registry, &name, width, depth, seed)?;
             println!("{name} version {version} (champion): MLP {depth}x{width}, seed {seed}");
         }
+        Command::Datagen(args) => cmd::datagen::run(args)?,
+        Command::Materialize(args) => cmd::materialize::run(args)?,
+        Command::Train(args) => cmd::train::run(args)?,
     }
     Ok(())
 }

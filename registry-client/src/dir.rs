@@ -438,6 +438,7 @@ mod tests {
                 datatype: "FP32".into(),
                 shape: vec![-1, 1],
             }],
+            online: None,
         };
         serde_json::to_vec(&sig).unwrap()
     }

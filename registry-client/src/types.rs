@@ -79,6 +79,30 @@ pub struct Signature {
     /// The single `[N, F]` tensor the ONNX graph takes; `F == inputs.len()`.
     pub tensor: TensorSpec,
     pub outputs: Vec<TensorSpec>,
+    /// Which inputs an entity-keyed request may leave to the online feature store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<OnlineSpec>,
+}
+
+/// How to complete an entity-keyed request from the online store: the request names the
+/// entity (`entity_key`, e.g. `applicant_id`) and supplies the request-time inputs; every
+/// input listed under a view is read from that view's latest materialized row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnlineSpec {
+    /// The join key clients send, e.g. `applicant_id` (INT64).
+    pub entity_key: String,
+    pub views: Vec<OnlineView>,
+}
+
+/// One feature view the model reads online.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OnlineView {
+    pub name: String,
+    /// Rows older than this (by event timestamp) count as missing; `None` = no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_s: Option<u64>,
+    /// Signature inputs read from this view (names as in the view).
+    pub features: Vec<String>,
 }
 
 impl Signature {
@@ -150,6 +174,25 @@ impl Signature {
         }
         if self.outputs.is_empty() {
             return Err("signature has no outputs".into());
+        }
+        if let Some(online) = &self.online {
+            if online.entity_key.is_empty() || seen.contains(online.entity_key.as_str()) {
+                return Err(format!(
+                    "online.entity_key {:?} must be a non-empty name that is not a model input",
+                    online.entity_key
+                ));
+            }
+            let mut from_store = HashSet::new();
+            for v in &online.views {
+                for f in &v.features {
+                    if !seen.contains(f.as_str()) {
+                        return Err(format!("online view {:?} lists {f:?}, which is not an input", v.name));
+                    }
+                    if !from_store.insert(f.as_str()) {
+                        return Err(format!("input {f:?} is read from two online views"));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -477,6 +520,7 @@ mod tests {
                 datatype: "FP32".into(),
                 shape: vec![-1, 1],
             }],
+            online: None,
         }
     }
 

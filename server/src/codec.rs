@@ -1143,6 +1143,7 @@ mod tests {
                 shape: vec![-1, 3],
             },
             outputs: vec![],
+            online: None,
         };
         let mv = ModelVersion {
             name: "m".into(),

@@ -542,6 +542,7 @@ mod tests {
                     shape: vec![-1, 1],
                 })
                 .collect(),
+            online: None,
         }
     }
 

@@ -198,6 +198,7 @@ pub fn three_feature_signature(outputs: Vec<TensorSpec>) -> Signature {
             shape: vec![-1, 3],
         },
         outputs,
+        online: None,
     }
 }
 

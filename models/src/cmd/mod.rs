@@ -1,0 +1,5 @@
+//! Subcommands of the `vane-models` binary; each module owns its arguments and `run`.
+
+pub mod datagen;
+pub mod materialize;
+pub mod train;

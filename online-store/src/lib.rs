@@ -1,0 +1,111 @@
+//! `vane-online`: feature definitions shared by the batch jobs and the server, and the online
+//! feature store they meet in.
+//!
+//! Principal types:
+//! - [`repo::FeatureRepo`]: the feature repository (a TOML file): entities, feature views
+//!   (source, timestamp fields, typed fields, TTL) and feature services.
+//! - [`OnlineStore`]: latest feature row per (view, entity); implementations in
+//!   [`embedded`] (a single redb file, the default) and [`redis`]. Writers never let an older
+//!   row replace a newer one; readers get the event timestamp to check staleness.
+//! - [`lookup`]: the batched read the server uses, with TTL checks ([`Lookup`]).
+
+pub mod repo;
+
+use std::fmt;
+
+/// An entity id (the join key's value), e.g. an `applicant_id`.
+pub type EntityId = i64;
+
+/// One feature value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    /// Every numeric feature, as f64.
+    Num(f64),
+    /// A categorical (string) feature.
+    Str(String),
+}
+
+/// The latest values of one view for one entity, in the view's field order, with the event
+/// timestamp they are valid from (microseconds since the Unix epoch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureRow {
+    pub event_ts_us: i64,
+    pub values: Vec<Value>,
+}
+
+/// A field of a materialized view, as stored beside its rows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StoredField {
+    pub name: String,
+    /// `NUMERIC` or `STRING`.
+    pub kind: String,
+}
+
+/// Online store failures. `Unavailable` is what the server maps to 503.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("online store unavailable: {0}")]
+    Unavailable(String),
+    #[error("online store data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Latest feature rows per (view, entity).
+pub trait OnlineStore: Send + Sync {
+    /// Where the store lives, for logs.
+    fn describe(&self) -> String;
+    /// Records the field layout of `view` (written by materialize before its rows).
+    fn write_schema(&self, view: &str, fields: &[StoredField]) -> Result<(), StoreError>;
+    /// The field layout of `view`, if it was ever materialized.
+    fn read_schema(&self, view: &str) -> Result<Option<Vec<StoredField>>, StoreError>;
+    /// Writes rows, keeping for each entity whichever row has the later event timestamp (an
+    /// older row never replaces a newer one). Returns how many rows were stored.
+    fn write_batch(&self, view: &str, rows: &[(EntityId, FeatureRow)]) -> Result<usize, StoreError>;
+    /// The stored row of each id, in order (`None`: never materialized).
+    fn read_batch(&self, view: &str, ids: &[EntityId]) -> Result<Vec<Option<FeatureRow>>, StoreError>;
+}
+
+/// Outcome of one lookup (Feast's statuses).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    Present(FeatureRow),
+    NotFound,
+    /// Older than the view's TTL at lookup time.
+    OutsideMaxAge(FeatureRow),
+}
+
+/// Batched read with TTL staleness checked against `now_us`.
+pub fn lookup(
+    store: &dyn OnlineStore,
+    view: &str,
+    ids: &[EntityId],
+    ttl_s: Option<u64>,
+    now_us: i64,
+) -> Result<Vec<Lookup>, StoreError> {
+    Ok(store
+        .read_batch(view, ids)?
+        .into_iter()
+        .map(|r| match r {
+            None => Lookup::NotFound,
+            Some(row) => match ttl_s {
+                Some(ttl) if now_us.saturating_sub(row.event_ts_us) > (ttl as i64).saturating_mul(1_000_000) => {
+                    Lookup::OutsideMaxAge(row)
+                }
+                _ => Lookup::Present(row),
+            },
+        })
+        .collect())
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("null"),
+            Value::Num(x) => write!(f, "{x}"),
+            Value::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
