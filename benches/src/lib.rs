@@ -5,6 +5,9 @@
 //! - `src/bin/hello.rs`: a minimal hyper 1 server that reads the request body and answers a
 //!   fixed JSON body — the ceiling Vane's end-to-end numbers are compared against, measured
 //!   with the same client (`wrk`) in the same run.
+//! - `src/bin/featurebench.rs`: feature store figures — point-in-time join rows/s over a
+//!   generated world, and online lookup latency (HDR histogram) against the embedded store or
+//!   Redis.
 //! - `wrk/*.lua` and `run-e2e.sh`: the end-to-end runs recorded in `BENCHMARKS.md`.
 
 /// Turns off library backtrace capture (`RUST_LIB_BACKTRACE=0`) unless it was asked for, as

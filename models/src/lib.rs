@@ -17,12 +17,27 @@
 //!   [`vane_registry::DirRegistry`].
 //! - [`rng::SplitMix64`]: the seeded generator behind all of it, so model bytes never change
 //!   between runs.
+//! - [`train`]: [`train::train`] fits logistic regression and gradient-boosted trees on Arrow
+//!   batches ([`train::TrainSpec`] → [`train::TrainReport`]: models, metrics, signature,
+//!   reference profile); [`train::publish`] writes a registry version.
+//! - The feature store's batch side, over a [`vane_online::repo::FeatureRepo`]:
+//!   [`datagen::generate`] writes the synthetic credit-risk world (Parquet, optional drift);
+//!   [`features::get_historical_features`] / [`features::OfflineStore`] are the offline store
+//!   and Feast-compatible point-in-time join; [`materialize::materialize`] copies the latest
+//!   row per entity into a [`vane_online::OnlineStore`] (full, incremental, sharded).
+//!   [`timeutil`] parses and prints the RFC 3339 timestamps they take.
 //!
-//! The binary `vane-models example --registry <dir>` calls `write_example_registry`.
+//! The binary `vane-models example --registry <dir>` calls `write_example_registry`;
+//! `vane-models datagen` and `vane-models materialize` wrap the feature store modules.
 
 pub mod credit;
+pub mod datagen;
+pub mod features;
+pub mod materialize;
 pub mod onnx;
 pub mod rng;
+pub mod timeutil;
+pub mod train;
 
 pub use onnx::{
     Column, Dense, LogisticRegression, Mlp, Model, ModelError, Preprocess, Tree, TreeEnsemble,

@@ -5,7 +5,8 @@
 //! that both ONNX Runtime and tract run identically:
 //!
 //! - [`Preprocess`]: standardization and one-hot expansion with plain `Gather`/`Sub`/`Mul`/
-//!   `Equal`/`Cast`/`Concat` — not `ai.onnx.ml` `Scaler`/`OneHotEncoder`, which tract lacks.
+//!   `Equal`/`Cast`/`Concat` — not `ai.onnx.ml` `Scaler`/`OneHotEncoder`, which tract lacks —
+//!   and optional mean imputation of missing values with `IsNaN`/`Where` (not `Imputer`).
 //! - [`LogisticRegression`]: `MatMul` + `Add` + `Sigmoid`.
 //! - [`Mlp`]: `(MatMul + Add + Relu)*` then `MatMul + Add + Sigmoid`.
 //! - [`TreeEnsemble`]: `ai.onnx.ml` `TreeEnsembleClassifier` (opset 3) whose class-1 score is
@@ -313,14 +314,31 @@ pub enum Column {
 /// Output layout: first the numeric and passthrough columns in input order, then one one-hot
 /// block per categorical column in input order. Width = numeric/passthrough count + sum of
 /// cardinalities.
+///
+/// Missing values: by default a NaN stays NaN through standardization (and so reaches the
+/// score). With [`impute_missing`](Self::impute_missing) a NaN in a `Numeric` column is
+/// replaced by that column's `mean` first, so it standardizes to exactly 0; the graph does
+/// this with `Where(IsNaN(x), fill, x)`, which ONNX Runtime and tract both run. Passthrough
+/// columns keep NaN; a categorical NaN one-hots to all zeros either way.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preprocess {
     pub columns: Vec<Column>,
+    /// Replace NaN in `Numeric` columns by the column mean (see above).
+    pub impute_missing: bool,
 }
 
 impl Preprocess {
     pub fn new(columns: Vec<Column>) -> Self {
-        Self { columns }
+        Self {
+            columns,
+            impute_missing: false,
+        }
+    }
+
+    /// The same preprocessing with mean imputation of missing numeric values.
+    pub fn with_mean_imputation(mut self) -> Self {
+        self.impute_missing = true;
+        self
     }
 
     /// `n` raw columns, unchanged (what tree models use: they split on raw values and codes).
@@ -384,7 +402,14 @@ impl Preprocess {
         debug_assert_eq!(row.len(), self.columns.len());
         for (x, c) in row.iter().zip(&self.columns) {
             match *c {
-                Column::Numeric { mean, scale } => out.push((x - mean) * scale.recip()),
+                Column::Numeric { mean, scale } => {
+                    let x = if self.impute_missing && x.is_nan() {
+                        mean
+                    } else {
+                        *x
+                    };
+                    out.push((x - mean) * scale.recip())
+                }
                 Column::Passthrough => out.push(*x),
                 Column::Categorical { .. } => {}
             }
@@ -430,6 +455,8 @@ impl Preprocess {
         let mut dense_idx = Vec::new();
         let mut means = Vec::new();
         let mut inv_scales = Vec::new();
+        // Value substituted for NaN per dense column: the mean (numeric), NaN (passthrough).
+        let mut fills = Vec::new();
         let mut onehot_idx = Vec::new();
         let mut codes = Vec::new();
         for (i, c) in self.columns.iter().enumerate() {
@@ -438,6 +465,7 @@ impl Preprocess {
                     dense_idx.push(i as i64);
                     means.push(mean);
                     inv_scales.push(scale.recip());
+                    fills.push(mean);
                 }
                 // (x - 0) * 1 == x exactly in IEEE arithmetic, so passthrough columns can share
                 // the standardization nodes with numeric ones.
@@ -445,6 +473,7 @@ impl Preprocess {
                     dense_idx.push(i as i64);
                     means.push(0.0);
                     inv_scales.push(1.0);
+                    fills.push(f32::NAN);
                 }
                 Column::Categorical { cardinality } => {
                     onehot_idx.extend(std::iter::repeat_n(i as i64, cardinality));
@@ -455,8 +484,13 @@ impl Preprocess {
         let mut parts = Vec::new();
         if !dense_idx.is_empty() {
             let idx = g.const_i64("dense_columns", &[dense_idx.len() as i64], &dense_idx);
-            let cols = g.op("Gather", &[x, &idx], vec![attr_int("axis", 1)]);
+            let mut cols = g.op("Gather", &[x, &idx], vec![attr_int("axis", 1)]);
             let w = means.len() as i64;
+            if self.impute_missing && fills.iter().any(|f| !f.is_nan()) {
+                let nan = g.op("IsNaN", &[&cols], vec![]);
+                let fill = g.const_f32("fill", &[w], &fills);
+                cols = g.op("Where", &[&nan, &fill, &cols], vec![]);
+            }
             let mean = g.const_f32("mean", &[w], &means);
             let inv_scale = g.const_f32("inv_scale", &[w], &inv_scales);
             let centered = g.op("Sub", &[&cols, &mean], vec![]);
@@ -1060,6 +1094,26 @@ mod tests {
                 1.0, -7.5, 0.0, 0.0, 1.0, 1.0, 0.0, // row 0
                 -1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, // row 1: code 5 is out of vocab
             ]
+        );
+    }
+
+    #[test]
+    fn mean_imputation_standardizes_nan_to_zero() {
+        let p = mixed();
+        let row = [f32::NAN, 1.0, f32::NAN, 0.0];
+        let plain = p.transform(&row, 4);
+        assert!(plain[0].is_nan() && plain[1].is_nan());
+        let imputed = p.clone().with_mean_imputation().transform(&row, 4);
+        assert_eq!(imputed[0], 0.0, "numeric NaN -> mean -> 0");
+        assert!(imputed[1].is_nan(), "passthrough keeps NaN");
+        assert_eq!(&imputed[2..], &plain[2..]);
+        let graph = decode(&p.with_mean_imputation().to_onnx()).graph.unwrap();
+        let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type.as_str()).collect();
+        assert!(ops.contains(&"IsNaN") && ops.contains(&"Where"), "{ops:?}");
+        let graph = decode(&mixed().to_onnx()).graph.unwrap();
+        assert!(
+            !graph.node.iter().any(|n| n.op_type == "Where"),
+            "opt-in only"
         );
     }
 

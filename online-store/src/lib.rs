@@ -8,10 +8,23 @@
 //!   [`embedded`] (a single redb file, the default) and [`redis`]. Writers never let an older
 //!   row replace a newer one; readers get the event timestamp to check staleness.
 //! - [`lookup`]: the batched read the server uses, with TTL checks ([`Lookup`]).
+//! - [`open_store`]: a path → [`embedded::EmbeddedStore`], `redis://…` →
+//!   [`redis::RedisStore`]. Both share the row and schema formats of [`codec`].
+//!
+//! Errors: [`StoreError::Unavailable`] (store down, locked, timed out: the server answers 503),
+//! [`StoreError::Corrupt`] (stored bytes it cannot decode), [`StoreError::Invalid`] (the
+//! caller's mistake: bad spec, rows that do not fit the view's schema). Nothing here panics on
+//! a store that misbehaves.
 
+pub mod codec;
+pub mod embedded;
+pub mod redis;
 pub mod repo;
+#[doc(hidden)]
+pub mod testing;
 
 use std::fmt;
+use std::sync::Arc;
 
 /// An entity id (the join key's value), e.g. an `applicant_id`.
 pub type EntityId = i64;
@@ -63,9 +76,59 @@ pub trait OnlineStore: Send + Sync {
     fn read_schema(&self, view: &str) -> Result<Option<Vec<StoredField>>, StoreError>;
     /// Writes rows, keeping for each entity whichever row has the later event timestamp (an
     /// older row never replaces a newer one). Returns how many rows were stored.
-    fn write_batch(&self, view: &str, rows: &[(EntityId, FeatureRow)]) -> Result<usize, StoreError>;
+    fn write_batch(&self, view: &str, rows: &[(EntityId, FeatureRow)])
+    -> Result<usize, StoreError>;
     /// The stored row of each id, in order (`None`: never materialized).
-    fn read_batch(&self, view: &str, ids: &[EntityId]) -> Result<Vec<Option<FeatureRow>>, StoreError>;
+    fn read_batch(
+        &self,
+        view: &str,
+        ids: &[EntityId],
+    ) -> Result<Vec<Option<FeatureRow>>, StoreError>;
+    /// A small bookkeeping value stored beside the rows (e.g. where incremental
+    /// materialization stopped), if any.
+    fn read_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = key;
+        Err(StoreError::Invalid(format!(
+            "{} keeps no metadata",
+            self.describe()
+        )))
+    }
+    /// Stores a bookkeeping value (replacing any previous one).
+    fn write_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let _ = (key, value);
+        Err(StoreError::Invalid(format!(
+            "{} keeps no metadata",
+            self.describe()
+        )))
+    }
+}
+
+/// Opens an online store from its spec: `redis://host:port[/db]` (also `rediss://` is
+/// refused: no TLS support compiled in; `redis+unix:///socket`) → [`redis::RedisStore`]
+/// (connects lazily); anything else is a file path → [`embedded::EmbeddedStore`] (created if
+/// missing).
+pub fn open_store(spec: &str) -> Result<Arc<dyn OnlineStore>, StoreError> {
+    let spec = spec.trim();
+    if spec.is_empty() {
+        return Err(StoreError::Invalid("online store spec is empty".into()));
+    }
+    if spec.starts_with("rediss://") {
+        return Err(StoreError::Invalid(
+            "rediss:// (TLS) is not supported by this build; use redis:// inside the cluster network".into(),
+        ));
+    }
+    if spec.starts_with("redis://")
+        || spec.starts_with("redis+unix://")
+        || spec.starts_with("unix://")
+    {
+        return Ok(Arc::new(redis::RedisStore::open(spec)?));
+    }
+    if spec.contains("://") {
+        return Err(StoreError::Invalid(format!(
+            "online store {spec:?}: unknown scheme (use a file path or redis://host:port[/db])"
+        )));
+    }
+    Ok(Arc::new(embedded::EmbeddedStore::open(spec)?))
 }
 
 /// Outcome of one lookup (Feast's statuses).
@@ -91,7 +154,10 @@ pub fn lookup(
         .map(|r| match r {
             None => Lookup::NotFound,
             Some(row) => match ttl_s {
-                Some(ttl) if now_us.saturating_sub(row.event_ts_us) > (ttl as i64).saturating_mul(1_000_000) => {
+                Some(ttl)
+                    if now_us.saturating_sub(row.event_ts_us)
+                        > (ttl as i64).saturating_mul(1_000_000) =>
+                {
                     Lookup::OutsideMaxAge(row)
                 }
                 _ => Lookup::Present(row),

@@ -186,7 +186,10 @@ impl Signature {
             for v in &online.views {
                 for f in &v.features {
                     if !seen.contains(f.as_str()) {
-                        return Err(format!("online view {:?} lists {f:?}, which is not an input", v.name));
+                        return Err(format!(
+                            "online view {:?} lists {f:?}, which is not an input",
+                            v.name
+                        ));
                     }
                     if !from_store.insert(f.as_str()) {
                         return Err(format!("input {f:?} is read from two online views"));

@@ -39,6 +39,38 @@ pub struct Decoded {
     pub timeout: Option<Duration>,
     /// Per entry of `outputs`: returned in the binary part instead of JSON.
     pub binary: Vec<bool>,
+    /// Set when the request names entities whose features come from the online store.
+    pub entities: Option<EntityRequest>,
+}
+
+/// The entity ids of an entity-keyed request and which values the client supplied; the rest
+/// of the online views' columns are filled from the online store before batching.
+#[derive(Debug)]
+pub struct EntityRequest {
+    pub ids: Vec<i64>,
+    /// `rows × width`: true where the client supplied the value.
+    pub provided: Vec<bool>,
+}
+
+/// Columns of `m` an entity-keyed request may leave to the online store.
+fn online_columns(m: &LoadedModel) -> Vec<bool> {
+    let mut cols = vec![false; m.signature.width()];
+    if let Some(online) = &m.signature.online {
+        for f in online.views.iter().flat_map(|v| &v.features) {
+            if let Some(c) = m.signature.position(f) {
+                cols[c] = true;
+            }
+        }
+    }
+    cols
+}
+
+/// An entity id from JSON: an integer (or an integral float).
+fn entity_id(v: f64, what: impl Fn() -> String) -> Result<i64, ApiError> {
+    if v.is_nan() || v.fract() != 0.0 || v.abs() > 9.007_199_254_740_992e15 {
+        return Err(bad(format!("{}: {v} is not an integer entity id", what())));
+    }
+    Ok(v as i64)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,11 +424,13 @@ pub fn decode_infer(
         )));
     }
     let (outputs, binary) = select_outputs(m, req.outputs.as_deref(), binary_output)?;
-    let (input, rows) = if req.inputs.len() == 1 && req.inputs[0].name == m.signature.tensor.name {
-        decode_tensor(m, &req.inputs[0])?
-    } else {
-        decode_features(m, &req.inputs)?
-    };
+    let (input, rows, entities) =
+        if req.inputs.len() == 1 && req.inputs[0].name == m.signature.tensor.name {
+            let (input, rows) = decode_tensor(m, &req.inputs[0])?;
+            (input, rows, None)
+        } else {
+            decode_features(m, &req.inputs)?
+        };
     check_rows(m, rows)?;
     Ok(Decoded {
         input,
@@ -405,6 +439,7 @@ pub fn decode_infer(
         outputs,
         timeout,
         binary,
+        entities,
     })
 }
 
@@ -729,15 +764,49 @@ fn decode_tensor(m: &LoadedModel, input: &InputJson<'_>) -> Result<(Vec<f32>, us
     Ok((out, rows))
 }
 
-fn decode_features(
-    m: &LoadedModel,
-    inputs: &[InputJson<'_>],
-) -> Result<(Vec<f32>, usize), ApiError> {
+type Features = (Vec<f32>, usize, Option<EntityRequest>);
+
+fn decode_features(m: &LoadedModel, inputs: &[InputJson<'_>]) -> Result<Features, ApiError> {
     let sig = &m.signature;
     let width = sig.width();
     let mut rows: Option<(usize, &str)> = None;
     let mut seen = vec![false; width];
+    let entity_key = sig.online.as_ref().map(|o| o.entity_key.as_str());
+    let mut entity_input = None;
     for input in inputs {
+        if Some(&*input.name) == entity_key {
+            if entity_input.replace(input).is_some() {
+                return Err(bad(format!("input {:?} is given twice", input.name)));
+            }
+            let n = match input.shape.as_slice() {
+                [n] | [n, 1] => *n as usize,
+                _ => {
+                    return Err(bad(format!(
+                        "input {:?}: shape {:?} must be [N] or [N, 1] (one id per row)",
+                        input.name, input.shape
+                    )));
+                }
+            };
+            if input.data.len() != n {
+                return Err(bad(format!(
+                    "input {:?}: shape {:?} needs {n} ids, data has {}",
+                    input.name,
+                    input.shape,
+                    input.data.len()
+                )));
+            }
+            match rows {
+                None => rows = Some((n, &*input.name)),
+                Some((r, first)) if r != n => {
+                    return Err(bad(format!(
+                        "input {:?} has {n} rows but input {first:?} has {r}",
+                        input.name
+                    )));
+                }
+                _ => {}
+            }
+            continue;
+        }
         let Some(col) = sig.position(&input.name) else {
             return Err(bad(format!(
                 "unknown input {:?}: send one tensor {:?} [N, {width}] or one input per feature ({})",
@@ -778,21 +847,46 @@ fn decode_features(
             _ => {}
         }
     }
+    // With an entity key, the online views' features may be left to the store.
+    let fillable = if entity_input.is_some() {
+        online_columns(m)
+    } else {
+        vec![false; width]
+    };
     let missing: Vec<&str> = sig
         .inputs
         .iter()
-        .zip(&seen)
-        .filter(|(_, s)| !**s)
+        .zip(seen.iter().zip(&fillable))
+        .filter(|(_, (s, f))| !**s && !**f)
         .map(|(f, _)| f.name.as_str())
         .collect();
     if !missing.is_empty() {
+        let hint = match &sig.online {
+            Some(o) if entity_input.is_none() => {
+                format!(" (or send {:?} to read the stored features)", o.entity_key)
+            }
+            _ => String::new(),
+        };
         return Err(bad(format!(
-            "missing input for feature{} {}",
+            "missing input for feature{} {}{hint}",
             if missing.len() > 1 { "s" } else { "" },
             list(missing.into_iter())
         )));
     }
     let rows = rows.map_or(0, |(r, _)| r);
+    let entities = match entity_input {
+        None => None,
+        Some(input) => {
+            let nums = numbers(input, false)?;
+            let ids = nums
+                .iter()
+                .enumerate()
+                .map(|(r, v)| entity_id(*v, || format!("input {:?} row {r}", input.name)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let provided = (0..rows).flat_map(|_| seen.iter().copied()).collect();
+            Some(EntityRequest { ids, provided })
+        }
+    };
     let mut out = vec![0f32; rows * width];
     for input in inputs {
         let col = sig.position(&input.name).unwrap_or_default();
@@ -858,7 +952,7 @@ fn decode_features(
             }
         }
     }
-    Ok((out, rows))
+    Ok((out, rows, entities))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -871,31 +965,65 @@ struct V1Request {
 
 /// Decodes `{"instances": [...]}`: each instance an object keyed by feature name, or an
 /// array of F values in signature order (categorical values as strings or codes).
-pub fn decode_records(m: &LoadedModel, body: &[u8]) -> Result<(Vec<f32>, usize), ApiError> {
+pub fn decode_records(m: &LoadedModel, body: &[u8]) -> Result<Decoded, ApiError> {
     let req: V1Request =
         serde_json::from_slice(body).map_err(|e| bad(format!("invalid request body: {e}")))?;
     let sig = &m.signature;
     let width = sig.width();
     let rows = req.instances.len();
     check_rows(m, rows)?;
+    let entity_key = sig.online.as_ref().map(|o| o.entity_key.as_str());
+    let fillable = online_columns(m);
     let mut out = vec![0f32; rows * width];
+    let mut ids = Vec::new();
+    let mut provided = Vec::new();
+    let mut keyed: Option<bool> = None;
     for (r, inst) in req.instances.iter().enumerate() {
         let row = &mut out[r * width..(r + 1) * width];
         match inst {
             Value::Object(obj) => {
                 for k in obj.keys() {
-                    if sig.position(k).is_none() {
+                    if sig.position(k).is_none() && Some(k.as_str()) != entity_key {
                         return Err(bad(format!("instances[{r}]: unknown feature {k:?}")));
                     }
                 }
-                for (c, f) in sig.inputs.iter().enumerate() {
-                    let v = obj.get(&f.name).ok_or_else(|| {
-                        bad(format!("instances[{r}]: missing feature {:?}", f.name))
-                    })?;
-                    row[c] = record_value(m, c, v, || format!("instances[{r}].{}", f.name))?;
+                let id = match entity_key.and_then(|k| obj.get(k).map(|v| (k, v))) {
+                    Some((k, v)) => Some(entity_id(v.as_f64().unwrap_or(f64::NAN), || {
+                        format!("instances[{r}].{k}")
+                    })?),
+                    None => None,
+                };
+                if *keyed.get_or_insert(id.is_some()) != id.is_some() {
+                    return Err(bad(format!(
+                        "instances[{r}]: either every instance names {:?} or none does",
+                        entity_key.unwrap_or_default()
+                    )));
                 }
+                for (c, f) in sig.inputs.iter().enumerate() {
+                    match obj.get(&f.name) {
+                        Some(v) => {
+                            row[c] =
+                                record_value(m, c, v, || format!("instances[{r}].{}", f.name))?;
+                            provided.push(true);
+                        }
+                        None if id.is_some() && fillable[c] => provided.push(false),
+                        None => {
+                            return Err(bad(format!(
+                                "instances[{r}]: missing feature {:?}",
+                                f.name
+                            )));
+                        }
+                    }
+                }
+                ids.extend(id);
             }
             Value::Array(vals) => {
+                if *keyed.get_or_insert(false) {
+                    return Err(bad(format!(
+                        "instances[{r}]: either every instance names {:?} or none does",
+                        entity_key.unwrap_or_default()
+                    )));
+                }
                 if vals.len() != width {
                     return Err(bad(format!(
                         "instances[{r}]: {} values, the model takes {width}",
@@ -911,7 +1039,16 @@ pub fn decode_records(m: &LoadedModel, body: &[u8]) -> Result<(Vec<f32>, usize),
             _ => return Err(bad(format!("instances[{r}] must be an object or an array"))),
         }
     }
-    Ok((out, rows))
+    let entities = (!ids.is_empty()).then_some(EntityRequest { ids, provided });
+    Ok(Decoded {
+        input: out,
+        rows,
+        id: None,
+        outputs: (0..m.outputs.len()).collect(),
+        timeout: None,
+        binary: Vec::new(),
+        entities,
+    })
 }
 
 fn record_value(
@@ -1242,9 +1379,12 @@ mod tests {
     fn records_decode_objects_and_arrays() {
         let m = model(false);
         let body = json!({"instances": [{"income": 10, "owner": true, "term": "60"}, [20, 0, "36"], [30, 1, 1]]});
-        let (input, rows) = decode_records(&m, &serde_json::to_vec(&body).unwrap()).unwrap();
-        assert_eq!(rows, 3);
-        assert_eq!(input, vec![10.0, 1.0, 1.0, 20.0, 0.0, 0.0, 30.0, 1.0, 1.0]);
+        let d = decode_records(&m, &serde_json::to_vec(&body).unwrap()).unwrap();
+        assert_eq!(d.rows, 3);
+        assert_eq!(
+            d.input,
+            vec![10.0, 1.0, 1.0, 20.0, 0.0, 0.0, 30.0, 1.0, 1.0]
+        );
         let too_many = json!({"instances": vec![json!([1, 1, "36"]); 11]});
         let err = decode_records(&m, &serde_json::to_vec(&too_many).unwrap()).unwrap_err();
         assert!(err.to_string().contains("max_request_rows"), "{err}");

@@ -28,6 +28,9 @@ pub struct Cli {
     /// (0 = only on SIGHUP or POST /v2/repository/index).
     #[arg(long, env = "VANE_POLL_INTERVAL_MS")]
     pub poll_interval_ms: Option<u64>,
+    /// Online feature store for entity-keyed requests: a redb file path or `redis://host:port`.
+    #[arg(long, env = "VANE_ONLINE_STORE")]
+    pub online_store: Option<String>,
     /// Bearer token required by the mutating repository endpoints (load/unload); without one
     /// they answer 403.
     #[arg(long, env = "VANE_ADMIN_TOKEN", hide_env_values = true)]
@@ -97,6 +100,7 @@ pub struct FileConfig {
     pub registry: Option<String>,
     pub poll_interval_ms: Option<u64>,
     pub admin_token: Option<String>,
+    pub online_store: Option<String>,
     pub addr: Option<SocketAddr>,
     pub backend: Option<BackendKind>,
     pub ort_lib: Option<PathBuf>,
@@ -231,6 +235,7 @@ impl ModelSettings {
 pub struct Config {
     pub registry: String,
     pub poll_interval_ms: u64,
+    pub online_store: Option<String>,
     /// Never printed.
     #[serde(skip_serializing)]
     pub admin_token: Option<String>,
@@ -284,6 +289,7 @@ impl Config {
                 .admin_token
                 .or(file.admin_token)
                 .filter(|t| !t.is_empty()),
+            online_store: cli.online_store.or(file.online_store),
             addr: cli
                 .addr
                 .or(file.addr)

@@ -38,6 +38,8 @@ pub struct AppState {
     admin_token: Option<String>,
     /// The registry watcher, once started.
     pub control: OnceLock<crossbeam_channel::Sender<Command>>,
+    /// The online feature store, when configured.
+    pub online: Option<Arc<crate::online::OnlineHandle>>,
 }
 
 impl AppState {
@@ -54,6 +56,7 @@ impl AppState {
             ready: AtomicBool::new(false),
             admin_token,
             control: OnceLock::new(),
+            online: None,
         }
     }
 }
@@ -560,6 +563,94 @@ where
     result
 }
 
+/// Completes an entity-keyed request: reads the model's online views for the request's ids
+/// (off the async runtime) and fills every value the client did not send. A missing or stale
+/// entity is a 404 naming the id; an unreachable store is a 503.
+async fn fill_from_online_store(
+    state: &AppState,
+    m: &LoadedModel,
+    d: &mut codec::Decoded,
+) -> Result<(), ApiError> {
+    let (Some(entities), Some(spec)) = (d.entities.take(), m.signature.online.as_ref()) else {
+        return Ok(());
+    };
+    let online = state.online.as_ref().ok_or_else(|| {
+        ApiError::NotReady(format!(
+            "model {:?} reads features by {:?}, but this server has no online store (--online-store)",
+            m.name, spec.entity_key
+        ))
+    })?;
+    let views: Vec<(String, Option<u64>)> = spec
+        .views
+        .iter()
+        .map(|v| (v.name.clone(), v.ttl_s))
+        .collect();
+    let ids = entities.ids.clone();
+    let handle = online.clone();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    let found = tokio::task::spawn_blocking(move || handle.read_views(&views, &ids, now_us))
+        .await
+        .map_err(|_| ApiError::Internal("online store lookup panicked".into()))?
+        .map_err(|e| match e {
+            vane_online::StoreError::Unavailable(_) => ApiError::NotReady(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        })?;
+    let width = m.signature.width();
+    for (view, (schema, rows)) in spec.views.iter().zip(found) {
+        let mut cols = Vec::with_capacity(view.features.len());
+        for f in &view.features {
+            let col = m.signature.position(f).ok_or_else(|| {
+                ApiError::Internal(format!(
+                    "online view {:?} lists unknown input {f:?}",
+                    view.name
+                ))
+            })?;
+            let field = schema.iter().position(|s| s.name == *f).ok_or_else(|| {
+                ApiError::NotReady(format!(
+                    "online view {:?} has no field {f:?}; materialize it again",
+                    view.name
+                ))
+            })?;
+            cols.push((col, field));
+        }
+        for (r, lookup) in rows.iter().enumerate() {
+            let id = entities.ids[r];
+            let row = match lookup {
+                vane_online::Lookup::Present(row) => row,
+                vane_online::Lookup::NotFound => {
+                    return Err(ApiError::NotFound(format!(
+                        "{} {id} not found in online view {:?}",
+                        spec.entity_key, view.name
+                    )));
+                }
+                vane_online::Lookup::OutsideMaxAge(row) => {
+                    return Err(ApiError::NotFound(format!(
+                        "{} {id}: online view {:?} holds only features older than its TTL (from {} µs since the epoch)",
+                        spec.entity_key, view.name, row.event_ts_us
+                    )));
+                }
+            };
+            for &(col, field) in &cols {
+                if entities.provided[r * width + col] {
+                    continue;
+                }
+                // Stored nulls and categories the model never saw reach it as missing (NaN).
+                d.input[r * width + col] = match row.values.get(field) {
+                    Some(vane_online::Value::Num(x)) => *x as f32,
+                    Some(vane_online::Value::Str(s)) => m.vocab[col]
+                        .as_ref()
+                        .and_then(|v| v.get(s.as_str()))
+                        .map_or(f32::NAN, |c| *c as f32),
+                    _ => f32::NAN,
+                };
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sends a copy of a served request to the shadow version, off the response path, and
 /// records how far its first output is from what the client got.
 fn shadow_copy(
@@ -632,20 +723,13 @@ where
         ),
     };
     let body = read_body(req, state.max_body_bytes).await?;
-    let decoded = match api {
+    let mut decoded = match api {
         Api::V2 => codec::decode_infer(m, &body, json_len)?,
-        Api::V1 => {
-            let (input, rows) = codec::decode_records(m, &body)?;
-            codec::Decoded {
-                input,
-                rows,
-                id: None,
-                outputs: (0..m.outputs.len()).collect(),
-                timeout: None,
-                binary: Vec::new(),
-            }
-        }
+        Api::V1 => codec::decode_records(m, &body)?,
     };
+    if decoded.entities.is_some() {
+        fill_from_online_store(state, m, &mut decoded).await?;
+    }
     drop(body);
     let timeout = decoded
         .timeout

@@ -21,6 +21,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod online;
 pub mod stats;
 pub mod watcher;
 
@@ -124,12 +125,16 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Internal(e.to_string()))?;
-    let state = Arc::new(AppState::new(
+    let mut app = AppState::new(
         ModelTable::default(),
         Arc::new(Metrics::new()),
         cfg.max_body_bytes,
         cfg.admin_token.clone(),
-    ));
+    );
+    if let Some(spec) = &cfg.online_store {
+        app.online = Some(Arc::new(online::OnlineHandle::new(spec.clone())));
+    }
+    let state = Arc::new(app);
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on http://{addr}");

@@ -1,9 +1,182 @@
-//! `vane-models train` (placeholder until implemented).
+//! `vane-models train`: fit logistic regression and/or gradient-boosted trees on a CSV or
+//! Parquet table, print the test metrics, write the outputs and publish a registry version.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use vane_models::train::{
+    self, GbdtParams, LrParams, ModelType, PublishOptions, TrainReport, TrainSpec,
+};
+use vane_registry::FeatureKind;
 
 /// Arguments of `vane-models train`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Training table: a `.csv` file (header row, schema inferred, empty field = null) or a
+    /// `.parquet` file.
+    #[arg(long, env = "VANE_TRAIN_DATA")]
+    pub data: PathBuf,
+    /// The 0/1 label column (integers, floats or booleans).
+    #[arg(long, env = "VANE_TRAIN_LABEL")]
+    pub label: String,
+    /// Split by this column's time order (earliest 70 % train, next 15 % validation, last
+    /// 15 % test) instead of a seeded random split.
+    #[arg(long, env = "VANE_TRAIN_TIME_COLUMN")]
+    pub time_column: Option<String>,
+    /// Feature columns in model order (default: every column but the label, the time column
+    /// and --exclude). Text columns become categorical.
+    #[arg(long, value_delimiter = ',', env = "VANE_TRAIN_FEATURES")]
+    pub features: Vec<String>,
+    /// Columns to leave out when --features is not given (e.g. ids).
+    #[arg(long, value_delimiter = ',', env = "VANE_TRAIN_EXCLUDE")]
+    pub exclude: Vec<String>,
+    /// Columns to treat as categorical even though they are numbers (e.g. codes).
+    #[arg(long, value_delimiter = ',', env = "VANE_TRAIN_CATEGORICAL")]
+    pub categorical: Vec<String>,
+    /// Which models to fit; with `both` the higher validation AUC is published.
+    #[arg(long, default_value = "both", env = "VANE_TRAIN_MODEL_TYPE")]
+    pub model_type: ModelType,
+    /// Registry to publish into: a directory (created if missing) or mlflow://host:port.
+    #[arg(long, env = "VANE_REGISTRY")]
+    pub registry: String,
+    /// Model name in the registry.
+    #[arg(long, env = "VANE_TRAIN_MODEL")]
+    pub model: String,
+    /// Alias to move to the new version (e.g. champion).
+    #[arg(long, env = "VANE_TRAIN_ALIAS")]
+    pub alias: Option<String>,
+    /// Also write model.onnx, signature.json, profile.json, metrics.json, lineage.json and
+    /// candidates/<model>.onnx into this directory.
+    #[arg(long, env = "VANE_TRAIN_OUT")]
+    pub out: Option<PathBuf>,
+    /// Seed of the random split and the profile's reference sample.
+    #[arg(long, default_value_t = 42, env = "VANE_TRAIN_SEED")]
+    pub seed: u64,
+    /// Refuse categorical features with more categories than this in the training split.
+    #[arg(long, default_value_t = 256, env = "VANE_TRAIN_MAX_CATEGORIES")]
+    pub max_categories: usize,
+    /// Logistic regression: L2 penalty (objective = mean log-loss + l2/2·‖w‖²).
+    #[arg(long, default_value_t = LrParams::default().l2, env = "VANE_TRAIN_L2")]
+    pub l2: f64,
+    /// Boosted trees: learning rate.
+    #[arg(long, default_value_t = GbdtParams::default().learning_rate, env = "VANE_TRAIN_LEARNING_RATE")]
+    pub learning_rate: f64,
+    /// Boosted trees: maximum depth.
+    #[arg(long, default_value_t = GbdtParams::default().max_depth, env = "VANE_TRAIN_MAX_DEPTH")]
+    pub max_depth: usize,
+    /// Boosted trees: minimum rows per leaf.
+    #[arg(long, default_value_t = GbdtParams::default().min_samples_leaf, env = "VANE_TRAIN_MIN_LEAF")]
+    pub min_leaf: usize,
+    /// Boosted trees: maximum number of trees.
+    #[arg(long, default_value_t = GbdtParams::default().max_trees, env = "VANE_TRAIN_MAX_TREES")]
+    pub max_trees: usize,
+    /// Boosted trees: stop after this many trees without a better validation log-loss.
+    #[arg(long, default_value_t = GbdtParams::default().patience, env = "VANE_TRAIN_PATIENCE")]
+    pub patience: usize,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("train: not implemented yet")
+impl Args {
+    pub fn spec(&self) -> TrainSpec {
+        TrainSpec {
+            features: self.features.clone(),
+            exclude: self.exclude.clone(),
+            kinds: self
+                .categorical
+                .iter()
+                .map(|c| (c.clone(), FeatureKind::Categorical))
+                .collect(),
+            time_column: self.time_column.clone(),
+            model_type: self.model_type,
+            seed: self.seed,
+            max_categories: self.max_categories,
+            lr: LrParams {
+                l2: self.l2,
+                ..LrParams::default()
+            },
+            gbdt: GbdtParams {
+                learning_rate: self.learning_rate,
+                max_depth: self.max_depth,
+                min_samples_leaf: self.min_leaf,
+                max_trees: self.max_trees,
+                patience: self.patience,
+                ..GbdtParams::default()
+            },
+            ..TrainSpec::new(&self.label)
+        }
+    }
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let spec = args.spec();
+    // Read only the columns needed when they are known.
+    let columns = (!spec.features.is_empty()).then(|| {
+        let mut c = spec.features.clone();
+        c.push(spec.label.clone());
+        c.extend(spec.time_column.clone());
+        c
+    });
+    let batches = train::read_table(&args.data, columns.as_deref())?;
+    let report = train::train(&batches, &spec)?;
+    print!("{}", table(&report));
+    let lineage = train::file_lineage(&[args.data.as_path()])?;
+    if let Some(out) = &args.out {
+        report
+            .write_dir(out, &lineage)
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    let version = train::publish(
+        &report,
+        &PublishOptions {
+            registry: args.registry.clone(),
+            model: args.model.clone(),
+            alias: args.alias.clone(),
+            lineage,
+            ..PublishOptions::default()
+        },
+    )
+    .with_context(|| format!("publishing {} to {}", args.model, args.registry))?;
+    let chosen = report.chosen();
+    let alias = args
+        .alias
+        .as_ref()
+        .map(|a| format!(", {a} -> {version}"))
+        .unwrap_or_default();
+    println!(
+        "published {} version {version}: {} (validation AUC {:.4}){alias}",
+        args.model, chosen.algorithm, chosen.valid.auc
+    );
+    Ok(())
+}
+
+/// The test metrics of every trained model, one row each.
+pub fn table(report: &TrainReport) -> String {
+    let mut s = format!(
+        "rows: train {} / valid {} / test {}; features {}\n",
+        report.rows.train,
+        report.rows.valid,
+        report.rows.test,
+        report.features.len()
+    );
+    s.push_str(&format!(
+        "{:<6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9}  {}\n",
+        "model", "test_auc", "ks", "gini", "brier", "logloss", "val_auc", "fit_s", "size"
+    ));
+    for t in report.trained() {
+        let size = match t.algorithm {
+            train::Algorithm::Lr => format!("{} iterations", t.details["iterations"]),
+            train::Algorithm::Gbdt => format!("{} trees", t.details["trees"]),
+        };
+        s.push_str(&format!(
+            "{:<6} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>9.2}  {size}\n",
+            t.algorithm.name(),
+            t.test.auc,
+            t.test.ks,
+            t.test.gini,
+            t.test.brier,
+            t.test.log_loss,
+            t.valid.auc,
+            t.seconds
+        ));
+    }
+    s
 }

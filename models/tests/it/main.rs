@@ -3,5 +3,7 @@
 
 mod cli;
 mod examples;
+mod feature_store;
 mod roundtrip;
 mod runtimes;
+mod train;

@@ -6,5 +6,6 @@ mod foreign;
 mod hotswap;
 mod lifecycle;
 mod mlflow;
+mod online;
 mod scoring;
 mod util;

@@ -1,0 +1,273 @@
+//! Entity-keyed requests completed from the online feature store.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hyper::StatusCode;
+use serde_json::{Value, json};
+use vane_models::credit;
+use vane_online::{EntityId, FeatureRow, StoredField, Value as Fv};
+use vane_registry::{DirRegistry, FeatureKind, OnlineSpec, OnlineView, PublishRequest};
+
+use crate::scoring::feature_request;
+use crate::util::{Server, assert_close, floats};
+
+const PROFILE: [&str; 6] = [
+    "annual_income",
+    "employment_length_years",
+    "home_ownership",
+    "fico_score",
+    "credit_history_months",
+    "verification_status",
+];
+const ACTIVITY: [&str; 8] = [
+    "debt_to_income",
+    "revolving_utilization",
+    "delinquencies_2y",
+    "inquiries_6m",
+    "open_accounts",
+    "total_accounts",
+    "public_records",
+    "months_since_last_delinquency",
+];
+const DAY_US: i64 = 86_400 * 1_000_000;
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+/// The example LR, published with an online spec: 14 inputs come from two views.
+fn registry() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = DirRegistry::create(dir.path()).unwrap();
+    let mut sig = credit::signature();
+    sig.online = Some(OnlineSpec {
+        entity_key: "applicant_id".into(),
+        views: vec![
+            OnlineView {
+                name: "applicant_profile".into(),
+                ttl_s: Some(400 * 86_400),
+                features: PROFILE.iter().map(|s| s.to_string()).collect(),
+            },
+            OnlineView {
+                name: "credit_activity".into(),
+                ttl_s: Some(90 * 86_400),
+                features: ACTIVITY.iter().map(|s| s.to_string()).collect(),
+            },
+        ],
+    });
+    let v = reg
+        .publish(&PublishRequest {
+            model: "credit-risk".into(),
+            files: vec![
+                ("model.onnx".into(), credit::logistic_regression().to_onnx()),
+                ("signature.json".into(), serde_json::to_vec(&sig).unwrap()),
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+    reg.set_alias("credit-risk", "champion", v).unwrap();
+    dir
+}
+
+fn stored(record: &serde_json::Map<String, Value>, names: &[&str], ts: i64) -> FeatureRow {
+    FeatureRow {
+        event_ts_us: ts,
+        values: names
+            .iter()
+            .map(|n| match &record[*n] {
+                Value::String(s) => Fv::Str(s.clone()),
+                v => Fv::Num(v.as_f64().unwrap()),
+            })
+            .collect(),
+    }
+}
+
+fn fields(names: &[&str]) -> Vec<StoredField> {
+    let sig = credit::signature();
+    names
+        .iter()
+        .map(|n| StoredField {
+            name: (*n).into(),
+            kind: match sig.inputs[sig.position(n).unwrap()].kind {
+                FeatureKind::Numeric => "NUMERIC".into(),
+                FeatureKind::Categorical => "STRING".into(),
+            },
+        })
+        .collect()
+}
+
+/// Applicants 1..=5 materialized fresh; 6 has a profile but only stale activity.
+fn materialize(path: &std::path::Path, records: &[serde_json::Map<String, Value>]) {
+    let store = vane_online::open_store(path.to_str().unwrap()).unwrap();
+    store
+        .write_schema("applicant_profile", &fields(&PROFILE))
+        .unwrap();
+    store
+        .write_schema("credit_activity", &fields(&ACTIVITY))
+        .unwrap();
+    let now = now_us();
+    let rows = |names: &[&str], age_days: i64| -> Vec<(EntityId, FeatureRow)> {
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i as EntityId + 1, stored(r, names, now - age_days * DAY_US)))
+            .collect()
+    };
+    store
+        .write_batch("applicant_profile", &rows(&PROFILE, 30))
+        .unwrap();
+    let mut activity = rows(&ACTIVITY, 5);
+    activity[5].1.event_ts_us = now - 200 * DAY_US;
+    store.write_batch("credit_activity", &activity).unwrap();
+}
+
+/// The request-time inputs of `records` plus `applicant_id`.
+fn keyed_request(ids: &[i64], records: &[serde_json::Map<String, Value>]) -> Value {
+    let mut req = feature_request(records);
+    let inputs = req["inputs"].as_array_mut().unwrap();
+    inputs.retain(|i| {
+        let n = i["name"].as_str().unwrap();
+        !PROFILE.contains(&n) && !ACTIVITY.contains(&n)
+    });
+    inputs.push(
+        json!({"name": "applicant_id", "shape": [ids.len()], "datatype": "INT64", "data": ids}),
+    );
+    req
+}
+
+#[test]
+fn entity_keyed_requests_score_like_full_ones() {
+    let reg = registry();
+    let records = credit::sample_records(6, 17);
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = store_dir.path().join("online.redb");
+    materialize(&store, &records);
+    let store_s = store.display().to_string();
+    let server = Server::start(
+        reg.path(),
+        &["--backend", "tract", "--online-store", &store_s],
+    );
+
+    let full = feature_request(&records[..5]);
+    let (status, _, direct) = server.json("POST", "/v2/models/credit-risk/infer", &full);
+    assert_eq!(status, StatusCode::OK, "{direct}");
+    let (status, _, keyed) = server.json(
+        "POST",
+        "/v2/models/credit-risk/infer",
+        &keyed_request(&[1, 2, 3, 4, 5], &records[..5]),
+    );
+    assert_eq!(status, StatusCode::OK, "{keyed}");
+    assert_close(
+        &floats(&keyed["outputs"][0]["data"]),
+        &floats(&direct["outputs"][0]["data"]),
+        1e-6,
+        "keyed vs direct",
+    );
+
+    // Records route, with one stored value overridden by the client.
+    let mut inst: serde_json::Map<String, Value> = records[2]
+        .iter()
+        .filter(|(k, _)| !PROFILE.contains(&k.as_str()) && !ACTIVITY.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    inst.insert("applicant_id".into(), json!(3));
+    let (status, _, v1) = server.json(
+        "POST",
+        "/v1/models/credit-risk:predict",
+        &json!({"instances": [inst.clone()]}),
+    );
+    assert_eq!(status, StatusCode::OK, "{v1}");
+    assert_close(
+        &floats(&v1["predictions"]),
+        &floats(&direct["outputs"][0]["data"])[2..3],
+        1e-6,
+        "v1 keyed",
+    );
+    inst.insert("fico_score".into(), json!(820));
+    let mut changed = records[2].clone();
+    changed.insert("fico_score".into(), json!(820));
+    let (_, _, overridden) = server.json(
+        "POST",
+        "/v1/models/credit-risk:predict",
+        &json!({"instances": [inst]}),
+    );
+    let (_, _, expected) = server.json(
+        "POST",
+        "/v1/models/credit-risk:predict",
+        &json!({"instances": [changed]}),
+    );
+    assert_close(
+        &floats(&overridden["predictions"]),
+        &floats(&expected["predictions"]),
+        1e-6,
+        "client value wins",
+    );
+
+    // Unknown and stale entities are 404s naming the id.
+    let (status, _, body) = server.json(
+        "POST",
+        "/v2/models/credit-risk/infer",
+        &keyed_request(&[1, 99], &records[..2]),
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("applicant_id 99"),
+        "{body}"
+    );
+    let (status, _, body) = server.json(
+        "POST",
+        "/v2/models/credit-risk/infer",
+        &keyed_request(&[6], &records[5..6]),
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("applicant_id 6")
+            && body["error"].as_str().unwrap().contains("TTL"),
+        "{body}"
+    );
+    // Without the key, the stored features are required.
+    let mut partial = keyed_request(&[1], &records[..1]);
+    partial["inputs"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|i| i["name"] != "applicant_id");
+    let (status, _, body) = server.json("POST", "/v2/models/credit-risk/infer", &partial);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"].as_str().unwrap().contains("applicant_id"),
+        "{body}"
+    );
+}
+
+#[test]
+fn an_unreachable_online_store_is_a_503_and_the_server_stays_up() {
+    let reg = registry();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = format!("redis://127.0.0.1:{closed}");
+    let server = Server::start(reg.path(), &["--backend", "tract", "--online-store", &spec]);
+    let records = credit::sample_records(2, 5);
+    let (status, _, body) = server.json(
+        "POST",
+        "/v2/models/credit-risk/infer",
+        &keyed_request(&[1, 2], &records),
+    );
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("unavailable"),
+        "{body}"
+    );
+    let (status, _, _) = server.json(
+        "POST",
+        "/v2/models/credit-risk/infer",
+        &feature_request(&records),
+    );
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(server.get("/v2/health/ready").0, StatusCode::OK);
+}
