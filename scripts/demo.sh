@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# End-to-end demo on embedded defaults: fetch ONNX Runtime, build, write the example
-# credit-risk registry, serve it, and print a ready-to-paste request.
-#   scripts/demo.sh            (VANE_ADDR=127.0.0.1:8080, VANE_DEMO_REGISTRY=target/demo-registry)
+# The end-to-end demo on embedded defaults: fetch ONNX Runtime, build, generate the synthetic
+# credit-risk world, materialize its features into the embedded online store, train and
+# publish a model (point-in-time training set, LR vs GBDT), serve it, and print ready-to-paste
+# requests (entity-keyed and full).
+#
+#   scripts/demo.sh        (VANE_ADDR=127.0.0.1:8080, VANE_DEMO_DIR=target/demo; rm -rf it to start over)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 addr="${VANE_ADDR:-127.0.0.1:8080}"
-registry="${VANE_DEMO_REGISTRY:-target/demo-registry}"
+demo="${VANE_DEMO_DIR:-target/demo}"
 
 if lib="$(scripts/setup-ort.sh)"; then
   export ORT_DYLIB_PATH="$lib"
@@ -14,14 +17,25 @@ else
   echo "demo: ONNX Runtime unavailable; serving with tract" >&2
 fi
 
-echo "demo: building (release; the first build takes a while)" >&2
-cargo build --release --locked -p vane-server -p vane-models
+echo "demo: building (release; the first build takes several minutes)" >&2
+cargo build --release --locked -p vane-server -p vane-models -p vane-registry
+bin=target/release
 
-if [ ! -d "$registry" ]; then
-  target/release/vane-models example --registry "$registry"
+if [ ! -f "$demo/data/applications.parquet" ]; then
+  # Applications over the last 24 months, so the latest features are fresh today.
+  start=$(date -u -d "-24 months" +%Y-%m-01)
+  "$bin/vane-models" datagen --out "$demo/data" --applicants 10000 --applications 50000 --start "$start"
+fi
+if [ ! -f "$demo/online.redb" ]; then
+  "$bin/vane-models" materialize --repo "$demo/data/features.toml" --store "$demo/online.redb"
+fi
+if [ ! -d "$demo/registry/credit-risk" ]; then
+  "$bin/vane-models" train --repo "$demo/data/features.toml" --data "$demo/data/applications.parquet" \
+    --label default_12m --exclude application_id,applicant_id \
+    --registry "$demo/registry" --model credit-risk --alias champion --out "$demo/train-out"
 fi
 
-target/release/vane-server --registry "$registry" --addr "$addr" &
+"$bin/vane-server" --registry "$demo/registry" --online-store "$demo/online.redb" --addr "$addr" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server' INT TERM EXIT
 
@@ -31,37 +45,40 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 
+request() {
+  cat <<JSON
+{"inputs": [
+  {"name": "applicant_id", "shape": [1], "datatype": "INT64", "data": [$1]},
+  {"name": "loan_amount", "shape": [1], "datatype": "FP64", "data": [15000]},
+  {"name": "term", "shape": [1], "datatype": "BYTES", "data": ["60 months"]},
+  {"name": "purpose", "shape": [1], "datatype": "BYTES", "data": ["debt_consolidation"]},
+  {"name": "interest_rate", "shape": [1], "datatype": "FP64", "data": [13.9]},
+  {"name": "installment", "shape": [1], "datatype": "FP64", "data": [512]},
+  {"name": "loan_to_income", "shape": [1], "datatype": "FP64", "data": [0.26]}
+]}
+JSON
+}
+# An applicant whose stored features are fresh (the rest come from the online store).
+id=1
+for candidate in $(seq 1 50); do
+  if curl -fsS "http://$addr/v2/models/credit-risk/infer" -H 'content-type: application/json' \
+       -d "$(request "$candidate")" >/dev/null 2>&1; then id=$candidate; break; fi
+done
+
 cat <<EOT
 
-Vane is serving the example credit-risk models from $registry on http://$addr
-Score an applicant (per-feature request, Open Inference Protocol v2):
+Vane is serving credit-risk (trained on $demo/data, registry $demo/registry) on http://$addr,
+reading 14 of its 20 features from the online store $demo/online.redb.
 
-curl -s http://$addr/v2/models/credit-risk/infer -H 'content-type: application/json' -d '{
-  "inputs": [
-    {"name": "annual_income", "shape": [1], "datatype": "FP64", "data": [58000]},
-    {"name": "debt_to_income", "shape": [1], "datatype": "FP64", "data": [21.4]},
-    {"name": "revolving_utilization", "shape": [1], "datatype": "FP64", "data": [62.0]},
-    {"name": "delinquencies_2y", "shape": [1], "datatype": "FP64", "data": [1]},
-    {"name": "inquiries_6m", "shape": [1], "datatype": "FP64", "data": [2]},
-    {"name": "credit_history_months", "shape": [1], "datatype": "FP64", "data": [84]},
-    {"name": "employment_length_years", "shape": [1], "datatype": "FP64", "data": [3]},
-    {"name": "loan_amount", "shape": [1], "datatype": "FP64", "data": [15000]},
-    {"name": "interest_rate", "shape": [1], "datatype": "FP64", "data": [13.9]},
-    {"name": "installment", "shape": [1], "datatype": "FP64", "data": [512]},
-    {"name": "open_accounts", "shape": [1], "datatype": "FP64", "data": [9]},
-    {"name": "total_accounts", "shape": [1], "datatype": "FP64", "data": [21]},
-    {"name": "public_records", "shape": [1], "datatype": "FP64", "data": [0]},
-    {"name": "months_since_last_delinquency", "shape": [1], "datatype": "FP64", "data": [14]},
-    {"name": "fico_score", "shape": [1], "datatype": "FP64", "data": [684]},
-    {"name": "loan_to_income", "shape": [1], "datatype": "FP64", "data": [0.26]},
-    {"name": "term", "shape": [1], "datatype": "BYTES", "data": ["60 months"]},
-    {"name": "purpose", "shape": [1], "datatype": "BYTES", "data": ["debt_consolidation"]},
-    {"name": "home_ownership", "shape": [1], "datatype": "BYTES", "data": ["RENT"]},
-    {"name": "verification_status", "shape": [1], "datatype": "BYTES", "data": ["verified"]}
-  ]
-}'
+Score applicant $id (the request carries only the request-time features):
 
-Other models: credit-risk-mlp, credit-risk-gbdt. Metrics: curl -s http://$addr/metrics
-Stop with Ctrl-C.
+curl -s http://$addr/v2/models/credit-risk/infer -H 'content-type: application/json' -d '$(request "$id" | tr -d '\n')'
+
+The same through the records route:
+
+curl -s http://$addr/v1/models/credit-risk:predict -H 'content-type: application/json' -d '{"instances": [{"applicant_id": $id, "loan_amount": 15000, "term": "60 months", "purpose": "debt_consolidation", "interest_rate": 13.9, "installment": 512, "loan_to_income": 0.26}]}'
+
+Model metadata: curl -s http://$addr/v2/models/credit-risk | metrics: curl -s http://$addr/metrics
+Test metrics of the trained models: $demo/train-out/metrics.json. Stop with Ctrl-C.
 EOT
 wait $server

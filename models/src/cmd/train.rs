@@ -1,5 +1,6 @@
 //! `vane-models train`: fit logistic regression and/or gradient-boosted trees on a CSV or
-//! Parquet table, print the test metrics, write the outputs and publish a registry version.
+//! Parquet table — or on a training set joined point-in-time from a feature repository —
+//! print the test metrics, write the outputs and publish a registry version.
 
 use std::path::PathBuf;
 
@@ -16,6 +17,15 @@ pub struct Args {
     /// `.parquet` file.
     #[arg(long, env = "VANE_TRAIN_DATA")]
     pub data: PathBuf,
+    /// Feature repository (TOML). `--data` is then the entity table (join key,
+    /// `event_timestamp`, label, request-time features); each row gets the service's view
+    /// features as of its timestamp (point-in-time join), and the published signature lets the
+    /// server read those features from the online store by entity.
+    #[arg(long, env = "VANE_FEATURE_REPO")]
+    pub repo: Option<PathBuf>,
+    /// Feature service of `--repo` (default: its only service).
+    #[arg(long, env = "VANE_FEATURE_SERVICE")]
+    pub service: Option<String>,
     /// The 0/1 label column (integers, floats or booleans).
     #[arg(long, env = "VANE_TRAIN_LABEL")]
     pub label: String,
@@ -107,18 +117,31 @@ impl Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let spec = args.spec();
-    // Read only the columns needed when they are known.
-    let columns = (!spec.features.is_empty()).then(|| {
-        let mut c = spec.features.clone();
-        c.push(spec.label.clone());
-        c.extend(spec.time_column.clone());
-        c
-    });
-    let batches = train::read_table(&args.data, columns.as_deref())?;
+    let mut spec = args.spec();
+    let (batches, online, lineage) = match &args.repo {
+        None => {
+            // Read only the columns needed when they are known.
+            let columns = (!spec.features.is_empty()).then(|| {
+                let mut c = spec.features.clone();
+                c.push(spec.label.clone());
+                c.extend(spec.time_column.clone());
+                c
+            });
+            let batches = train::read_table(&args.data, columns.as_deref())?;
+            (batches, None, train::file_lineage(&[args.data.as_path()])?)
+        }
+        Some(repo_path) => {
+            let set = train::service_training_set(
+                repo_path,
+                args.service.as_deref(),
+                &args.data,
+                &mut spec,
+            )?;
+            (set.batches, set.online, set.lineage)
+        }
+    };
     let report = train::train(&batches, &spec)?;
     print!("{}", table(&report));
-    let lineage = train::file_lineage(&[args.data.as_path()])?;
     if let Some(out) = &args.out {
         report
             .write_dir(out, &lineage)
@@ -131,6 +154,7 @@ pub fn run(args: Args) -> Result<()> {
             model: args.model.clone(),
             alias: args.alias.clone(),
             lineage,
+            online,
             ..PublishOptions::default()
         },
     )

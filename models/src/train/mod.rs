@@ -31,6 +31,8 @@ pub mod data;
 pub mod gbdt;
 pub mod logistic;
 pub mod metrics;
+mod service;
+pub use service::{ServiceTrainingSet, service_training_set};
 mod profile;
 mod split;
 

@@ -7,5 +7,6 @@ mod hotswap;
 mod lifecycle;
 mod mlflow;
 mod online;
+mod pipeline;
 mod scoring;
 mod util;
