@@ -766,6 +766,43 @@ fn decode_tensor(m: &LoadedModel, input: &InputJson<'_>) -> Result<(Vec<f32>, us
 
 type Features = (Vec<f32>, usize, Option<EntityRequest>);
 
+/// Rows of a one-value-per-row input (`[N]` or `[N, 1]`), checked against its data and the
+/// row count of the inputs seen before it (`rows`: count and the first input's name).
+fn column_rows<'a>(
+    input: &'a InputJson<'_>,
+    unit: &str,
+    rows: &mut Option<(usize, &'a str)>,
+) -> Result<usize, ApiError> {
+    let n = match input.shape.as_slice() {
+        [n] | [n, 1] => *n as usize,
+        _ => {
+            return Err(bad(format!(
+                "input {:?}: shape {:?} must be [N] or [N, 1] (one {unit} per row)",
+                input.name, input.shape
+            )));
+        }
+    };
+    if input.data.len() != n {
+        return Err(bad(format!(
+            "input {:?}: shape {:?} needs {n} {unit}s, data has {}",
+            input.name,
+            input.shape,
+            input.data.len()
+        )));
+    }
+    match *rows {
+        None => *rows = Some((n, &*input.name)),
+        Some((r, first)) if r != n => {
+            return Err(bad(format!(
+                "input {:?} has {n} rows but input {first:?} has {r}",
+                input.name
+            )));
+        }
+        _ => {}
+    }
+    Ok(n)
+}
+
 fn decode_features(m: &LoadedModel, inputs: &[InputJson<'_>]) -> Result<Features, ApiError> {
     let sig = &m.signature;
     let width = sig.width();
@@ -778,33 +815,7 @@ fn decode_features(m: &LoadedModel, inputs: &[InputJson<'_>]) -> Result<Features
             if entity_input.replace(input).is_some() {
                 return Err(bad(format!("input {:?} is given twice", input.name)));
             }
-            let n = match input.shape.as_slice() {
-                [n] | [n, 1] => *n as usize,
-                _ => {
-                    return Err(bad(format!(
-                        "input {:?}: shape {:?} must be [N] or [N, 1] (one id per row)",
-                        input.name, input.shape
-                    )));
-                }
-            };
-            if input.data.len() != n {
-                return Err(bad(format!(
-                    "input {:?}: shape {:?} needs {n} ids, data has {}",
-                    input.name,
-                    input.shape,
-                    input.data.len()
-                )));
-            }
-            match rows {
-                None => rows = Some((n, &*input.name)),
-                Some((r, first)) if r != n => {
-                    return Err(bad(format!(
-                        "input {:?} has {n} rows but input {first:?} has {r}",
-                        input.name
-                    )));
-                }
-                _ => {}
-            }
+            column_rows(input, "id", &mut rows)?;
             continue;
         }
         let Some(col) = sig.position(&input.name) else {
@@ -819,33 +830,7 @@ fn decode_features(m: &LoadedModel, inputs: &[InputJson<'_>]) -> Result<Features
             return Err(bad(format!("input {:?} is given twice", input.name)));
         }
         check_dtype(input)?;
-        let n = match input.shape.as_slice() {
-            [n] | [n, 1] => *n as usize,
-            _ => {
-                return Err(bad(format!(
-                    "input {:?}: shape {:?} must be [N] or [N, 1] (one value per row)",
-                    input.name, input.shape
-                )));
-            }
-        };
-        if input.data.len() != n {
-            return Err(bad(format!(
-                "input {:?}: shape {:?} needs {n} values, data has {}",
-                input.name,
-                input.shape,
-                input.data.len()
-            )));
-        }
-        match rows {
-            None => rows = Some((n, &*input.name)),
-            Some((r, first)) if r != n => {
-                return Err(bad(format!(
-                    "input {:?} has {n} rows but input {first:?} has {r}",
-                    input.name
-                )));
-            }
-            _ => {}
-        }
+        column_rows(input, "value", &mut rows)?;
     }
     // With an entity key, the online views' features may be left to the store.
     let fillable = if entity_input.is_some() {
