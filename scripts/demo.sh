@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # The end-to-end demo on embedded defaults: fetch ONNX Runtime, build, generate the synthetic
 # credit-risk world, materialize its features into the embedded online store, train and
-# publish a model (point-in-time training set, LR vs GBDT), serve it, and print ready-to-paste
-# requests (entity-keyed and full).
+# publish a model (point-in-time training set, LR vs GBDT), serve it with a drift monitor
+# sidecar that every request is sampled to, and print ready-to-paste requests (entity-keyed
+# and full) and the drift report's URL.
 #
-#   scripts/demo.sh        (VANE_ADDR=127.0.0.1:8080, VANE_DEMO_DIR=target/demo; rm -rf it to start over)
+#   scripts/demo.sh        (VANE_ADDR=127.0.0.1:8080, VANE_MONITOR_HTTP=127.0.0.1:9102,
+#                           VANE_MONITOR_INGEST=127.0.0.1:9101, VANE_DEMO_DIR=target/demo;
+#                           rm -rf the demo dir to start over)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 addr="${VANE_ADDR:-127.0.0.1:8080}"
+monitor_http="${VANE_MONITOR_HTTP:-127.0.0.1:9102}"
+monitor_ingest="${VANE_MONITOR_INGEST:-127.0.0.1:9101}"
 demo="${VANE_DEMO_DIR:-target/demo}"
 
 if lib="$(scripts/setup-ort.sh)"; then
@@ -18,7 +23,7 @@ else
 fi
 
 echo "demo: building (release; the first build takes several minutes)" >&2
-cargo build --release --locked -p vane-server -p vane-models -p vane-registry
+cargo build --release --locked -p vane-server -p vane-models -p vane-registry -p vane-monitor
 bin=target/release
 
 if [ ! -f "$demo/data/applications.parquet" ]; then
@@ -35,9 +40,13 @@ if [ ! -d "$demo/registry/credit-risk" ]; then
     --registry "$demo/registry" --model credit-risk --alias champion --out "$demo/train-out"
 fi
 
-"$bin/vane-server" --registry "$demo/registry" --online-store "$demo/online.redb" --addr "$addr" &
+"$bin/vane-monitor" serve --registry "$demo/registry" --http "$monitor_http" \
+  --listen "tcp://$monitor_ingest" > "$demo/monitor.out" 2> "$demo/monitor.log" &
+monitor=$!
+"$bin/vane-server" --registry "$demo/registry" --online-store "$demo/online.redb" --addr "$addr" \
+  --monitor "tcp://$monitor_ingest" --sample-percent 100 &
 server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server' INT TERM EXIT
+trap 'kill -TERM $server $monitor 2>/dev/null; wait $server $monitor' INT TERM EXIT
 
 for _ in $(seq 1 600); do
   if curl -fsS "http://$addr/v2/health/ready" >/dev/null 2>&1; then break; fi
@@ -79,6 +88,10 @@ The same through the records route:
 curl -s http://$addr/v1/models/credit-risk:predict -H 'content-type: application/json' -d '{"instances": [{"applicant_id": $id, "loan_amount": 15000, "term": "60 months", "purpose": "debt_consolidation", "interest_rate": 13.9, "installment": 512, "loan_to_income": 0.26}]}'
 
 Model metadata: curl -s http://$addr/v2/models/credit-risk | metrics: curl -s http://$addr/metrics
-Test metrics of the trained models: $demo/train-out/metrics.json. Stop with Ctrl-C.
+Test metrics of the trained models: $demo/train-out/metrics.json.
+
+Every request is sampled to the drift monitor (log: $demo/monitor.log). Its first verdict comes
+once a window of 1000 rows has been scored; then open http://$monitor_http/report (the HTML
+report), http://$monitor_http/drift (JSON) or http://$monitor_http/metrics. Stop with Ctrl-C.
 EOT
 wait $server

@@ -336,6 +336,45 @@ pub fn sample_records(n: usize, seed: u64) -> Vec<Map<String, Value>> {
         .collect()
 }
 
+/// The drift reference profile (`profile.json`) of `n` [`sample_rows`] (every row in the KS
+/// sample), with the score of the example logistic regression: what a monitor compares the
+/// example models' traffic with in tests and benches.
+pub fn reference_profile(n: usize, seed: u64) -> vane_registry::Profile {
+    let rows = sample_rows(n, seed);
+    let all: Vec<usize> = (0..n).collect();
+    let column = |c: usize| -> Vec<f64> {
+        (0..n)
+            .map(|r| f64::from(rows[r * N_FEATURES + c]))
+            .collect()
+    };
+    let features = signature()
+        .inputs
+        .iter()
+        .enumerate()
+        .map(|(c, f)| match f.kind {
+            FeatureKind::Numeric => vane_stats::profile::numeric(&f.name, &column(c), &all),
+            FeatureKind::Categorical => {
+                let vocab = f.vocab.clone().unwrap_or_default();
+                let mut counts = vec![0u64; vocab.len()];
+                for x in column(c) {
+                    counts[x as usize] += 1;
+                }
+                vane_stats::profile::categorical(&f.name, vocab, &counts, 0)
+            }
+        })
+        .collect();
+    let scores: Vec<f64> = logistic_regression()
+        .predict(&rows, N_FEATURES)
+        .iter()
+        .map(|x| f64::from(*x))
+        .collect();
+    vane_registry::Profile {
+        rows: n as u64,
+        features,
+        score: Some(vane_stats::profile::numeric("probability", &scores, &all)),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Example models
 

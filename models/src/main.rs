@@ -48,6 +48,9 @@ enum Command {
     Materialize(cmd::materialize::Args),
     /// Train logistic regression and gradient-boosted trees, export ONNX, publish.
     Train(cmd::train::Args),
+    /// Write a feature service's point-in-time training set (entity rows joined to their
+    /// features as of each row's timestamp) to Parquet or CSV.
+    Join(cmd::join::Args),
 }
 
 fn main() {
@@ -82,6 +85,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Datagen(args) => cmd::datagen::run(args)?,
         Command::Materialize(args) => cmd::materialize::run(args)?,
         Command::Train(args) => cmd::train::run(args)?,
+        Command::Join(args) => cmd::join::run(args)?,
     }
     Ok(())
 }

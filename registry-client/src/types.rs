@@ -290,6 +290,12 @@ pub enum FeatureProfile {
         /// A bounded sample of reference values for the KS test.
         #[serde(default)]
         sample: Vec<f64>,
+        /// Smallest and largest non-missing reference value, for the out-of-range share
+        /// (older profiles lack them; a monitor then falls back to the sample's range).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max: Option<f64>,
     },
     Categorical {
         name: String,
@@ -361,8 +367,21 @@ impl FeatureProfile {
                 shares,
                 missing_share,
                 sample,
+                min,
+                max,
                 ..
             } => {
+                match (min, max) {
+                    (Some(lo), Some(hi)) if !(lo.is_finite() && hi.is_finite() && lo <= hi) => {
+                        return Err(format!(
+                            "feature {name:?}: min {lo} and max {hi} must be finite with min <= max"
+                        ));
+                    }
+                    (Some(_), None) | (None, Some(_)) => {
+                        return Err(format!("feature {name:?}: min and max come together"));
+                    }
+                    _ => {}
+                }
                 if let Some(e) = edges.iter().find(|e| !e.is_finite()) {
                     return Err(format!("feature {name:?}: edge {e} is not finite"));
                 }
@@ -562,6 +581,8 @@ mod tests {
                     shares: vec![0.25, 0.25, 0.25, 0.2],
                     missing_share: 0.05,
                     sample: vec![5.0, 15.0, 25.0, 35.0],
+                    min: Some(1.0),
+                    max: Some(40.0),
                 },
                 FeatureProfile::Categorical {
                     name: "term".into(),
@@ -576,6 +597,8 @@ mod tests {
                 shares: vec![0.5, 0.5],
                 missing_share: 0.0,
                 sample: vec![],
+                min: None,
+                max: None,
             }),
         }
     }

@@ -701,6 +701,11 @@ fn code_of(
     what: impl Fn() -> String,
 ) -> Result<f32, ApiError> {
     let k = m.vocab[col].as_ref().map_or(0, |v| v.len());
+    if v.is_nan() && m.settings.allow_missing {
+        // A missing category, as the online store passes it (the trainer's models read NaN
+        // like their "unseen" code).
+        return Ok(f32::NAN);
+    }
     if v.is_nan() {
         return Err(bad(format!(
             "{}: null; categorical feature {:?} does not accept missing values",
@@ -1062,9 +1067,7 @@ fn record_value(
             to_f32(n.as_f64().unwrap_or(f64::INFINITY), what)
         }
         (FeatureKind::Numeric, Value::Bool(b)) => Ok(f32::from(u8::from(*b))),
-        (_, Value::Null) if m.settings.allow_missing && feature.kind == FeatureKind::Numeric => {
-            Ok(f32::NAN)
-        }
+        (_, Value::Null) if m.settings.allow_missing => Ok(f32::NAN),
         (_, Value::Null) => Err(bad(format!(
             "{}: null; this model does not accept missing values",
             what()
@@ -1354,10 +1357,18 @@ mod tests {
         assert!(err.to_string().contains("null"), "{err}");
         let d = decode_infer(&model(true), &body, None).unwrap();
         assert!(d.input[0].is_nan());
-        // A missing category is never accepted.
+        // A missing category: refused, unless the model allows missing values; it then reaches
+        // the model as NaN, as a missing category from the online store does.
         let body = serde_json::to_vec(&json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 1, null]}]})).unwrap();
-        let err = decode_infer(&model(true), &body, None).unwrap_err();
-        assert!(err.to_string().contains("term"), "{err}");
+        let err = decode_infer(&model(false), &body, None).unwrap_err();
+        assert!(err.to_string().contains("element 2 is null"), "{err}");
+        let d = decode_infer(&model(true), &body, None).unwrap();
+        assert!(d.input[2].is_nan());
+        let body =
+            serde_json::to_vec(&json!({"instances": [{"income": 1, "owner": true, "term": null}]}))
+                .unwrap();
+        assert!(decode_records(&model(false), &body).is_err());
+        assert!(decode_records(&model(true), &body).unwrap().input[2].is_nan());
     }
 
     #[test]

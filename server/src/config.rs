@@ -59,6 +59,14 @@ pub struct Cli {
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
     #[arg(long, env = "VANE_SHUTDOWN_GRACE_S")]
     pub shutdown_grace_s: Option<u64>,
+    /// Drift monitor to stream sampled traffic to: `tcp://host:port` (or `host:port`) or
+    /// `unix:///path`. Without it nothing is sampled.
+    #[arg(long, env = "VANE_MONITOR")]
+    pub monitor: Option<String>,
+    /// Sampled requests the in-memory ring holds while the sender catches up; beyond that
+    /// samples are dropped (counted in vane_samples_dropped_total).
+    #[arg(long, env = "VANE_SAMPLE_QUEUE")]
+    pub sample_queue: Option<usize>,
     #[command(flatten)]
     pub model: ModelFlags,
 }
@@ -90,6 +98,10 @@ pub struct ModelFlags {
     /// Accept null for numeric features and pass it to the model as NaN.
     #[arg(long, env = "VANE_ALLOW_MISSING")]
     pub allow_missing: Option<bool>,
+    /// Percentage of requests (0–100) whose rows and scores are sampled to the monitor
+    /// (default 100 when --monitor is set).
+    #[arg(long, env = "VANE_SAMPLE_PERCENT")]
+    pub sample_percent: Option<f64>,
 }
 
 /// The TOML file. Top-level keys mirror the flags; `[batching]` holds model defaults and
@@ -108,6 +120,8 @@ pub struct FileConfig {
     pub http_threads: Option<usize>,
     pub max_body_bytes: Option<usize>,
     pub shutdown_grace_s: Option<u64>,
+    pub monitor: Option<String>,
+    pub sample_queue: Option<usize>,
     #[serde(default)]
     pub batching: PartialModelSettings,
     #[serde(default)]
@@ -125,6 +139,7 @@ pub struct PartialModelSettings {
     pub max_request_rows: Option<usize>,
     pub timeout_ms: Option<u64>,
     pub allow_missing: Option<bool>,
+    pub sample_percent: Option<f64>,
 }
 
 impl PartialModelSettings {
@@ -138,6 +153,7 @@ impl PartialModelSettings {
             max_request_rows: f.max_request_rows,
             timeout_ms: f.timeout_ms,
             allow_missing: f.allow_missing,
+            sample_percent: f.sample_percent,
         }
     }
 
@@ -152,6 +168,7 @@ impl PartialModelSettings {
             max_request_rows: self.max_request_rows.unwrap_or(base.max_request_rows),
             timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
             allow_missing: self.allow_missing.unwrap_or(base.allow_missing),
+            sample_percent: self.sample_percent.unwrap_or(base.sample_percent),
         }
     }
 
@@ -166,12 +183,13 @@ impl PartialModelSettings {
             max_request_rows: self.max_request_rows.or(other.max_request_rows),
             timeout_ms: self.timeout_ms.or(other.timeout_ms),
             allow_missing: self.allow_missing.or(other.allow_missing),
+            sample_percent: self.sample_percent.or(other.sample_percent),
         }
     }
 }
 
 /// Effective settings of one model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelSettings {
     pub workers: usize,
     pub intra_op_threads: usize,
@@ -181,6 +199,8 @@ pub struct ModelSettings {
     pub max_request_rows: usize,
     pub timeout_ms: u64,
     pub allow_missing: bool,
+    /// Share of requests sampled to the drift monitor, in percent (only with a monitor).
+    pub sample_percent: f64,
 }
 
 impl ModelSettings {
@@ -196,6 +216,7 @@ impl ModelSettings {
             max_request_rows: 4096,
             timeout_ms: 10_000,
             allow_missing: false,
+            sample_percent: 100.0,
         }
     }
 
@@ -219,6 +240,12 @@ impl ModelSettings {
             if v == 0 {
                 return Err(format!("{what}: {name} must be at least 1"));
             }
+        }
+        if !(0.0..=100.0).contains(&self.sample_percent) {
+            return Err(format!(
+                "{what}: sample_percent must be within 0..=100 (got {})",
+                self.sample_percent
+            ));
         }
         if self.workers * self.intra_op_threads > cores {
             return Err(format!(
@@ -246,6 +273,8 @@ pub struct Config {
     pub http_threads: usize,
     pub max_body_bytes: usize,
     pub shutdown_grace_s: u64,
+    /// Where sampled traffic goes; `None` = no sampling.
+    pub sampler: Option<crate::sampler::SamplerOptions>,
     pub cores: usize,
     pub defaults: ModelSettings,
     pub models: BTreeMap<String, ModelSettings>,
@@ -279,6 +308,19 @@ impl Config {
             s.validate(&format!("model {name:?}"), cores)?;
             models.insert(name.clone(), s);
         }
+        let sampler = match cli.monitor.or(file.monitor) {
+            None => None,
+            Some(spec) => Some(crate::sampler::SamplerOptions {
+                addr: spec.parse()?,
+                queue_capacity: cli
+                    .sample_queue
+                    .or(file.sample_queue)
+                    .unwrap_or(1024)
+                    .max(1),
+                max_queued_rows: 64 * 1024,
+                flush_interval: Duration::from_millis(5),
+            }),
+        };
         let cfg = Config {
             registry,
             poll_interval_ms: cli
@@ -310,6 +352,7 @@ impl Config {
                 .or(file.max_body_bytes)
                 .unwrap_or(8 << 20),
             shutdown_grace_s: cli.shutdown_grace_s.or(file.shutdown_grace_s).unwrap_or(30),
+            sampler,
             cores,
             defaults,
             models,

@@ -25,6 +25,7 @@ use crate::codec;
 use crate::error::ApiError;
 use crate::metrics::{Metrics, Outcome};
 use crate::model::{LoadedModel, LookupError, ModelTable, Routed};
+use crate::sampler::{Sample, Sampler};
 use crate::watcher::Command;
 
 /// Shared state of the HTTP front.
@@ -40,6 +41,8 @@ pub struct AppState {
     pub control: OnceLock<crossbeam_channel::Sender<Command>>,
     /// The online feature store, when configured.
     pub online: Option<Arc<crate::online::OnlineHandle>>,
+    /// Where sampled traffic goes, when a monitor is configured.
+    pub sampler: Option<Arc<Sampler>>,
 }
 
 impl AppState {
@@ -57,6 +60,7 @@ impl AppState {
             admin_token,
             control: OnceLock::new(),
             online: None,
+            sampler: None,
         }
     }
 }
@@ -652,15 +656,18 @@ async fn fill_from_online_store(
 }
 
 /// Sends a copy of a served request to the shadow version, off the response path, and
-/// records how far its first output is from what the client got.
+/// records how far its first output is from what the client got. When the request was
+/// sampled (`sampled` holds its rows), the shadow's answer is sampled too, tagged shadow.
 fn shadow_copy(
     state: &AppState,
     shadow: Arc<LoadedModel>,
     input: Vec<f32>,
     rows: usize,
     answered: Option<Vec<f32>>,
+    sampled: Option<Arc<Vec<f32>>>,
 ) {
     let metrics = state.metrics.clone();
+    let sampler = state.sampler.clone();
     let (tx, rx) = oneshot::channel();
     let job = Job {
         input,
@@ -690,6 +697,15 @@ fn shadow_copy(
                 };
                 metrics.shadow(&shadow.name, &shadow.version_label, "success", diff);
                 shadow.observer.stats.record_shadow(diff);
+                if let (Some(sampler), Some(input)) = (sampler, sampled) {
+                    sampler.offer(Sample {
+                        schema: shadow.sample_schema.clone(),
+                        rows,
+                        input,
+                        scores: shadow.sample_schema.scores(&out.outputs, rows),
+                        shadow: true,
+                    });
+                }
             }
             _ => metrics.shadow(&shadow.name, &shadow.version_label, "error", None),
         }
@@ -738,6 +754,9 @@ where
     let deadline = timeout.map(|t| t0 + t);
     let (tx, rx) = oneshot::channel();
     let rows = decoded.rows;
+    // The sampling draw happens before the input moves into the batch queue.
+    let sampled =
+        (state.sampler.is_some() && m.draw_sample()).then(|| Arc::new(decoded.input.clone()));
     let shadow_input = shadow.as_ref().map(|_| decoded.input.clone());
     let job = Job {
         input: decoded.input,
@@ -770,13 +789,22 @@ where
     };
     let out = answer
         .map_err(|_| ApiError::Internal("the inference worker dropped the request".into()))??;
+    if let (Some(sampler), Some(input)) = (&state.sampler, &sampled) {
+        sampler.offer(Sample {
+            schema: m.sample_schema.clone(),
+            rows,
+            input: input.clone(),
+            scores: m.sample_schema.scores(&out.outputs, rows),
+            shadow: false,
+        });
+    }
     if let (Some(shadow), Some(input)) = (shadow, shadow_input) {
         let answered = out
             .outputs
             .first()
             .and_then(|o| o.data.as_f32())
             .map(<[f32]>::to_vec);
-        shadow_copy(state, shadow, input, rows, answered);
+        shadow_copy(state, shadow, input, rows, answered, sampled);
     }
     let (body, json_len) = match api {
         Api::V2 => codec::encode_infer(

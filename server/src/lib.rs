@@ -22,6 +22,7 @@ pub mod http;
 pub mod metrics;
 pub mod model;
 pub mod online;
+pub mod sampler;
 pub mod stats;
 pub mod watcher;
 
@@ -134,6 +135,13 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     if let Some(spec) = &cfg.online_store {
         app.online = Some(Arc::new(online::OnlineHandle::new(spec.clone())));
     }
+    if let Some(opts) = &cfg.sampler {
+        app.metrics.init_sampler();
+        let sampler = sampler::Sampler::start(opts.clone(), app.metrics.clone())
+            .map_err(|e| StartError::Internal(format!("cannot start the sampler: {e}")))?;
+        tracing::info!(monitor = %opts.addr, "sampling traffic to the drift monitor");
+        app.sampler = Some(sampler);
+    }
     let state = Arc::new(app);
     {
         let mut out = std::io::stdout().lock();
@@ -197,6 +205,11 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     })
     .await
     .ok();
+    if let Some(sampler) = state.sampler.clone() {
+        tokio::task::spawn_blocking(move || sampler.shutdown())
+            .await
+            .ok();
+    }
     tracing::info!("stopped");
     Ok(())
 }

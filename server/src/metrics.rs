@@ -1,5 +1,5 @@
 //! Prometheus metrics: every name lives here. Prefix `vane_`, base units, `_total` counters,
-//! labels `model`, `version`, `outcome`, `backend`, `status` only.
+//! labels `model`, `version`, `outcome`, `backend`, `status`, `role`, `reason`, `kind` only.
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
@@ -58,6 +58,7 @@ pub struct Metrics {
     batch_rows: HistogramVec,
     cancelled: IntCounterVec,
     queue_depth: IntGaugeVec,
+    queue_capacity: IntGaugeVec,
     model_info: IntGaugeVec,
     model_role: IntGaugeVec,
     http_responses: IntCounterVec,
@@ -67,6 +68,9 @@ pub struct Metrics {
     shadow_requests: IntCounterVec,
     shadow_abs_diff: HistogramVec,
     resident_memory: prometheus::IntGauge,
+    samples_sent: IntCounter,
+    samples_dropped: IntCounterVec,
+    monitor_connected: prometheus::IntGauge,
     /// Role series currently set per model, so a route change can remove stale ones.
     roles_set: std::sync::Mutex<std::collections::HashMap<String, Vec<(String, &'static str)>>>,
 }
@@ -124,6 +128,14 @@ impl Metrics {
             Opts::new(
                 "queue_depth",
                 "Requests waiting in the batch queue (sampled at scrape).",
+            ),
+            mv,
+        )
+        .expect("metric");
+        let queue_capacity = IntGaugeVec::new(
+            Opts::new(
+                "queue_capacity",
+                "Requests the batch queue holds before answering 429.",
             ),
             mv,
         )
@@ -186,6 +198,21 @@ impl Metrics {
             "Resident set size of the server process (sampled at scrape).",
         )
         .expect("metric");
+        let samples_sent = IntCounter::new(
+            "samples_sent_total",
+            "Sampled requests (and shadow copies) written to the drift monitor.",
+        )
+        .expect("metric");
+        let samples_dropped = counter(
+            "samples_dropped_total",
+            "Sampled requests not delivered to the drift monitor, by reason (queue_full, monitor_down, send_failed).",
+            &["reason"],
+        );
+        let monitor_connected = prometheus::IntGauge::new(
+            "monitor_connected",
+            "1 while the sample stream to the drift monitor is connected.",
+        )
+        .expect("metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
@@ -194,6 +221,7 @@ impl Metrics {
             Box::new(batch_rows.clone()),
             Box::new(cancelled.clone()),
             Box::new(queue_depth.clone()),
+            Box::new(queue_capacity.clone()),
             Box::new(model_info.clone()),
             Box::new(model_role.clone()),
             Box::new(http_responses.clone()),
@@ -203,6 +231,9 @@ impl Metrics {
             Box::new(shadow_requests.clone()),
             Box::new(shadow_abs_diff.clone()),
             Box::new(resident_memory.clone()),
+            Box::new(samples_sent.clone()),
+            Box::new(samples_dropped.clone()),
+            Box::new(monitor_connected.clone()),
         ] {
             registry.register(c).expect("unique metric");
         }
@@ -215,6 +246,7 @@ impl Metrics {
             batch_rows,
             cancelled,
             queue_depth,
+            queue_capacity,
             model_info,
             model_role,
             http_responses,
@@ -224,7 +256,36 @@ impl Metrics {
             shadow_requests,
             shadow_abs_diff,
             resident_memory,
+            samples_sent,
+            samples_dropped,
+            monitor_connected,
             roles_set: Default::default(),
+        }
+    }
+
+    pub fn samples_sent(&self, n: u64) {
+        self.samples_sent.inc_by(n);
+    }
+
+    pub fn samples_dropped(&self, reason: crate::sampler::DropReason, n: u64) {
+        self.samples_dropped
+            .with_label_values(&[reason.label()])
+            .inc_by(n);
+    }
+
+    pub fn monitor_connected(&self, up: bool) {
+        self.monitor_connected.set(i64::from(up));
+    }
+
+    /// Makes every sampler series visible (at 0) once a monitor is configured, so alerts on
+    /// them have a series to evaluate before the first drop.
+    pub fn init_sampler(&self) {
+        for r in [
+            crate::sampler::DropReason::QueueFull,
+            crate::sampler::DropReason::MonitorDown,
+            crate::sampler::DropReason::SendFailed,
+        ] {
+            self.samples_dropped.with_label_values(&[r.label()]);
         }
     }
 
@@ -290,6 +351,7 @@ impl Metrics {
             .model_info
             .remove_label_values(&[model, version, backend]);
         let _ = self.queue_depth.remove_label_values(&[model, version]);
+        let _ = self.queue_capacity.remove_label_values(&[model, version]);
     }
 
     /// Handles for one model version, resolved once so the hot path does no label lookups.
@@ -309,6 +371,12 @@ impl Metrics {
             batch_rows: self.batch_rows.with_label_values(&lv),
             cancelled: self.cancelled.with_label_values(&lv),
         }
+    }
+
+    pub fn set_queue_capacity(&self, model: &str, version: &str, capacity: usize) {
+        self.queue_capacity
+            .with_label_values(&[model, version])
+            .set(capacity as i64);
     }
 
     pub fn set_queue_depth(&self, model: &str, version: &str, depth: usize) {

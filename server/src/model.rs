@@ -5,11 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vane_registry::{FeatureKind, ModelVersion, Signature};
+// FNV-1a is stable across processes and releases, so every replica routes a key alike.
+use vane_sample_stream::fnv1a;
 
 use crate::backend::{Engine, OutputMeta};
 use crate::batcher::{BatchConfig, BatchObserver, Batcher};
 use crate::config::ModelSettings;
 use crate::metrics::{Metrics, ModelMetrics};
+use crate::sampler::SampleSchema;
 use crate::stats::ModelStats;
 
 /// One model version ready to serve: signature, engine, batcher, metrics.
@@ -28,6 +31,10 @@ pub struct LoadedModel {
     pub settings: ModelSettings,
     pub batcher: Batcher,
     pub observer: Arc<ModelObserver>,
+    /// How this version's sampled rows look on the monitor's wire.
+    pub sample_schema: Arc<SampleSchema>,
+    /// A request is sampled when a uniform `u64` falls below this (0 = never).
+    sample_threshold: u64,
     metrics: Arc<Metrics>,
 }
 
@@ -102,6 +109,14 @@ impl LoadedModel {
                 FeatureKind::Numeric => None,
             })
             .collect();
+        let sample_schema = Arc::new(SampleSchema::new(
+            &mv.name,
+            mv.version,
+            &mv.signature,
+            engine.outputs(),
+        ));
+        let sample_threshold = sample_threshold(settings.sample_percent);
+        metrics.set_queue_capacity(&mv.name, &mv.version.to_string(), settings.queue_capacity);
         Ok(Self {
             name: mv.name.clone(),
             version: mv.version,
@@ -114,8 +129,30 @@ impl LoadedModel {
             settings,
             batcher,
             observer,
+            sample_schema,
+            sample_threshold,
             metrics: metrics.clone(),
         })
+    }
+
+    /// Draws whether this request is sampled for the drift monitor (one comparison at 0 %).
+    pub fn draw_sample(&self) -> bool {
+        match self.sample_threshold {
+            0 => false,
+            u64::MAX => true,
+            t => random_u64() < t,
+        }
+    }
+}
+
+/// `percent` of the `u64` range.
+fn sample_threshold(percent: f64) -> u64 {
+    if percent <= 0.0 {
+        0
+    } else if percent >= 100.0 {
+        u64::MAX
+    } else {
+        (percent / 100.0 * u64::MAX as f64) as u64
     }
 }
 
@@ -180,13 +217,6 @@ impl ModelEntry {
             .and_then(|s| self.versions.get(&s).cloned());
         Some(Routed { primary, shadow })
     }
-}
-
-/// FNV-1a: stable across processes and releases, so every replica routes a key alike.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// Top 53 bits as a float in [0, 1), after a final mix so nearby keys spread out.
@@ -276,6 +306,15 @@ mod tests {
             .filter(|_| unit_interval(random_u64()) < 0.25)
             .count();
         assert!((below as f64 / n as f64 - 0.25).abs() < 0.01);
+    }
+
+    #[test]
+    fn sampling_thresholds_cover_the_range() {
+        assert_eq!(sample_threshold(0.0), 0);
+        assert_eq!(sample_threshold(100.0), u64::MAX);
+        let t = sample_threshold(10.0);
+        let hits = (0..100_000).filter(|_| random_u64() < t).count();
+        assert!((hits as f64 / 100_000.0 - 0.1).abs() < 0.01, "{hits}");
     }
 
     #[test]

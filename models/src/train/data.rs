@@ -18,9 +18,8 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, Read, Seek};
+use std::io::Read;
 use std::path::Path;
-use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type};
@@ -34,90 +33,23 @@ use vane_registry::FeatureKind;
 
 use super::TrainError;
 
-/// Rows per batch when reading files.
-const BATCH_ROWS: usize = 64 * 1024;
-
 /// Reads a table by extension: `.csv` (header row; schema inferred from every row; an empty
-/// field is null) or `.parquet` / `.pq`. With `columns`, only those are read (in file
-/// order); a name the file lacks is an error listing the file's columns.
+/// field is null) or `.parquet` / `.pq` (through `vane-tabular`). With `columns`, only those
+/// are read (in file order); a name the file lacks is an error listing the file's columns.
 pub fn read_table(path: &Path, columns: Option<&[String]>) -> Result<Vec<RecordBatch>, TrainError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    let read_err = |e: &dyn std::fmt::Display| TrainError::Read {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let file = File::open(path).map_err(|e| read_err(&e))?;
-    match ext.as_str() {
-        "csv" => {
-            let format = arrow_csv::reader::Format::default().with_header(true);
-            let mut file = file;
-            let (schema, _) = format
-                .infer_schema(BufReader::new(&mut file), None)
-                .map_err(|e| read_err(&e))?;
-            file.rewind().map_err(|e| read_err(&e))?;
-            let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-            let mut builder = arrow_csv::ReaderBuilder::new(Arc::new(schema))
-                .with_format(format)
-                .with_batch_size(BATCH_ROWS);
-            if let Some(cols) = columns {
-                builder = builder.with_projection(projection(&names, cols)?);
-            }
-            let reader = builder.build(file).map_err(|e| read_err(&e))?;
-            reader
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| read_err(&e))
-        }
-        "parquet" | "pq" => {
-            use parquet::arrow::ProjectionMask;
-            use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-            let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)
-                .map_err(|e| read_err(&e))?
-                .with_batch_size(BATCH_ROWS);
-            if let Some(cols) = columns {
-                let names: Vec<String> = builder
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect();
-                let mask =
-                    ProjectionMask::roots(builder.parquet_schema(), projection(&names, cols)?);
-                builder = builder.with_projection(mask);
-            }
-            let reader = builder.build().map_err(|e| read_err(&e))?;
-            reader
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| read_err(&e))
-        }
-        _ => Err(TrainError::Invalid(format!(
-            "{}: unknown table format {ext:?}; expected a .csv or .parquet file",
-            path.display()
-        ))),
-    }
-}
-
-/// Indices of `wanted` in `names`, ascending (file order).
-fn projection(names: &[String], wanted: &[String]) -> Result<Vec<usize>, TrainError> {
-    let mut idx = Vec::with_capacity(wanted.len());
-    for w in wanted {
-        match names.iter().position(|n| n == w) {
-            Some(i) => idx.push(i),
-            None => {
-                return Err(TrainError::MissingColumn {
-                    role: "requested",
-                    column: w.clone(),
-                    available: names.to_vec(),
-                });
-            }
-        }
-    }
-    idx.sort_unstable();
-    idx.dedup();
-    Ok(idx)
+    vane_tabular::read_batches(path, columns).map_err(|e| match e {
+        vane_tabular::TableError::MissingColumn {
+            column, available, ..
+        } => TrainError::MissingColumn {
+            role: "requested",
+            column,
+            available,
+        },
+        other => TrainError::Read {
+            path: path.to_path_buf(),
+            message: other.to_string(),
+        },
+    })
 }
 
 /// `{"data": [{"path", "sha256", "bytes"}]}` for the files a model was trained on (the path
@@ -496,6 +428,8 @@ pub(crate) fn read_time(batches: &[RecordBatch], name: &str) -> Result<TimeColum
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use arrow_array::{BooleanArray, Float64Array, Int64Array, StringArray};
     use arrow_schema::{Field, Schema};

@@ -1,7 +1,8 @@
-//! The reference profile (`profile.json`) from the training rows, per `../shared/design.md`:
-//! numeric → frozen decile edges (deduplicated, so a discrete feature has fewer), the share of
-//! rows per bin, the missing share and a bounded seeded sample; categorical → the share per
-//! vocabulary category and an unseen share (the training rows whose value was null).
+//! The reference profile (`profile.json`) from the training rows, through `vane-stats` (the
+//! one implementation of the contract in `../shared/design.md`): numeric → the distinct values
+//! of numpy's linear deciles as frozen edges, the share of rows per bin, the missing share,
+//! the range and a bounded seeded sample; categorical → the share per vocabulary category and
+//! an unseen share (the training rows whose value was null).
 //!
 //! Values are profiled as the model tensor holds them (`f32`, widened exactly to `f64`), so a
 //! served value equal to an edge falls in the same bin as in training.
@@ -10,71 +11,24 @@ use vane_registry::FeatureProfile;
 
 use crate::rng::SplitMix64;
 
-/// Deciles: 9 inner edges.
-const QUANTILES: usize = 10;
-
 /// A seeded sample of `k` of the `n` row positions (ascending), for the KS reference sample.
 pub(crate) fn sample_positions(n: usize, k: usize, seed: u64) -> Vec<usize> {
-    let mut perm: Vec<usize> = (0..n).collect();
-    let k = k.min(n);
     let mut rng = SplitMix64::new(seed ^ 0x0050_524f_4649_4c45); // "PROFILE"
-    for i in 0..k {
-        let j = i + rng.below(n - i);
-        perm.swap(i, j);
-    }
-    perm.truncate(k);
-    perm.sort_unstable();
-    perm
+    vane_stats::profile::sample_positions(n, k, || rng.next_u64())
 }
 
 /// The profile of a numeric column (`values` over all reference rows, NaN = missing);
 /// `sample` = positions of the rows whose values form the KS sample.
 pub(crate) fn numeric(name: &str, values: &[f32], sample: &[usize]) -> FeatureProfile {
-    let n = values.len().max(1) as f64;
-    let mut finite: Vec<f64> = values
-        .iter()
-        .filter(|x| !x.is_nan())
-        .map(|x| f64::from(*x))
-        .collect();
-    finite.sort_unstable_by(f64::total_cmp);
-    let m = finite.len();
-    let mut edges: Vec<f64> = Vec::new();
-    if m > 0 {
-        for k in 1..QUANTILES {
-            // Smallest value v with F(v) >= k/10.
-            let i = (k * m).div_ceil(QUANTILES).max(1) - 1;
-            let e = finite[i];
-            if edges.last().is_none_or(|l| *l < e) {
-                edges.push(e);
-            }
-        }
-    }
-    let mut counts = vec![0usize; edges.len() + 1];
-    for x in &finite {
-        counts[edges.partition_point(|e| e < x)] += 1;
-    }
-    let mut sample: Vec<f64> = sample
-        .iter()
-        .map(|&i| values[i])
-        .filter(|x| !x.is_nan())
-        .map(f64::from)
-        .collect();
-    sample.sort_unstable_by(f64::total_cmp);
-    FeatureProfile::Numeric {
-        name: name.to_string(),
-        edges,
-        shares: counts.iter().map(|c| *c as f64 / n).collect(),
-        missing_share: (values.len() - m) as f64 / n,
-        sample,
-    }
+    let wide: Vec<f64> = values.iter().map(|x| f64::from(*x)).collect();
+    vane_stats::profile::numeric(name, &wide, sample)
 }
 
 /// The profile of a categorical column given as tensor codes (`0..vocab.len()`; anything else
 /// counts as unseen).
 pub(crate) fn categorical(name: &str, vocab: &[String], codes: &[f32]) -> FeatureProfile {
-    let n = codes.len().max(1) as f64;
-    let mut counts = vec![0usize; vocab.len()];
-    let mut unseen = 0usize;
+    let mut counts = vec![0u64; vocab.len()];
+    let mut unseen = 0u64;
     for c in codes {
         if *c >= 0.0 && (*c as usize) < vocab.len() && c.fract() == 0.0 {
             counts[*c as usize] += 1;
@@ -82,12 +36,7 @@ pub(crate) fn categorical(name: &str, vocab: &[String], codes: &[f32]) -> Featur
             unseen += 1;
         }
     }
-    FeatureProfile::Categorical {
-        name: name.to_string(),
-        categories: vocab.to_vec(),
-        shares: counts.iter().map(|c| *c as f64 / n).collect(),
-        unseen_share: unseen as f64 / n,
-    }
+    vane_stats::profile::categorical(name, vocab.to_vec(), &counts, unseen)
 }
 
 #[cfg(test)]
@@ -95,7 +44,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deciles_of_a_continuous_column() {
+    fn deciles_are_numpy_linear_quantiles() {
+        // numpy.quantile(1..=100, [0.1, …, 0.9]) = 10.9, 20.8, …, 90.1.
         let values: Vec<f32> = (1..=100).map(|i| i as f32).chain([f32::NAN; 25]).collect();
         let sample = sample_positions(values.len(), 10, 1);
         let p = numeric("x", &values, &sample);
@@ -105,26 +55,30 @@ mod tests {
             shares,
             missing_share,
             sample: s,
+            min,
+            max,
             ..
         } = p
         else {
             panic!()
         };
-        assert_eq!(
-            edges,
-            [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0]
-        );
+        let want = [10.9, 20.8, 30.7, 40.6, 50.5, 60.4, 70.3, 80.2, 90.1];
+        assert_eq!(edges.len(), want.len());
+        for (e, w) in edges.iter().zip(want) {
+            assert!((e - w).abs() < 1e-9, "{edges:?}");
+        }
         assert!(
             shares.iter().all(|s| (*s - 10.0 / 125.0).abs() < 1e-12),
             "{shares:?}"
         );
         assert!((missing_share - 0.2).abs() < 1e-12);
         assert!(s.len() <= 10 && s.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!((min, max), (Some(1.0), Some(100.0)));
     }
 
     #[test]
     fn discrete_columns_get_deduplicated_edges() {
-        // 70% zeros, 20% ones, 10% twos.
+        // 70% zeros, 20% ones, 10% twos: numpy gives 0 ×6, 0.3, 1, 1.1.
         let values: Vec<f32> = (0..100)
             .map(|i| {
                 if i < 70 {
@@ -141,12 +95,76 @@ mod tests {
         let FeatureProfile::Numeric { edges, shares, .. } = p else {
             panic!()
         };
-        // F(0) = 0.7 covers deciles 1..7, F(1) = 0.9 deciles 8 and 9.
-        assert_eq!(edges, [0.0, 1.0]);
-        assert_eq!(shares, [0.7, 0.2, 0.1]);
+        assert_eq!(edges.len(), 4, "{edges:?}");
+        assert_eq!(edges[0], 0.0);
+        assert!((edges[1] - 0.3).abs() < 1e-9 && edges[2] == 1.0 && (edges[3] - 1.1).abs() < 1e-9);
+        assert_eq!(shares, [0.7, 0.0, 0.2, 0.0, 0.1]);
         // All missing: one empty bin, missing share 1.
         let p = numeric("m", &[f32::NAN; 4], &[0, 1]);
         p.validate().unwrap();
+    }
+
+    /// The trainer's profile of an f32 column equals numpy's on its f64 widening
+    /// (`stats/fixtures/trainer_profile.json`, written by `stats/fixtures/generate.py`).
+    #[test]
+    fn numeric_profile_equals_numpy() {
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../../stats/fixtures/trainer_profile.json"))
+                .unwrap();
+        let floats = |v: &serde_json::Value| -> Vec<f64> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap_or(f64::NAN))
+                .collect()
+        };
+        // The fixture's decimals are f32 values; `as f32` recovers them exactly.
+        let column: Vec<f32> = floats(&fixture["column"])
+            .iter()
+            .map(|x| *x as f32)
+            .collect();
+        let positions: Vec<usize> = fixture["sample_positions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
+        let want = &fixture["expected"];
+        let p = numeric("x", &column, &positions);
+        p.validate().unwrap();
+        let FeatureProfile::Numeric {
+            edges,
+            shares,
+            missing_share,
+            sample,
+            min,
+            max,
+            ..
+        } = p
+        else {
+            panic!()
+        };
+        // Relative 1e-15: the same arithmetic as numpy; the slack only covers the JSON
+        // decimals' parsing (serde_json's default parser may be an ulp off).
+        let close = |got: &[f64], want: &[f64], what: &str| {
+            assert_eq!(got.len(), want.len(), "{what}: {got:?} vs {want:?}");
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() <= 1e-15 * w.abs(), "{what}: {g} vs {w}");
+            }
+        };
+        close(&edges, &floats(&want["edges"]), "edges");
+        close(&shares, &floats(&want["shares"]), "shares");
+        close(
+            &[missing_share],
+            &[want["missing_share"].as_f64().unwrap()],
+            "missing",
+        );
+        close(&sample, &floats(&want["sample"]), "sample");
+        close(
+            &[min.unwrap(), max.unwrap()],
+            &[want["min"].as_f64().unwrap(), want["max"].as_f64().unwrap()],
+            "range",
+        );
     }
 
     #[test]

@@ -15,23 +15,23 @@ use vane_registry::{DirRegistry, PublishRequest, promote, rollback, set_canary};
 use crate::scoring::tensor_request;
 use crate::util::{Server, floats, send};
 
-const MODEL: &str = "credit-risk";
+pub(crate) const MODEL: &str = "credit-risk";
 
 /// The example logistic regression with its bias moved by `shift`, so every version scores
 /// differently and a response can be traced to the version that produced it.
-fn lr_bytes(shift: f32) -> Vec<u8> {
+pub(crate) fn lr_bytes(shift: f32) -> Vec<u8> {
     let mut lr = credit::logistic_regression();
     lr.bias += shift;
     lr.to_onnx()
 }
 
-fn lr_predict(shift: f32, rows: &[f32]) -> Vec<f32> {
+pub(crate) fn lr_predict(shift: f32, rows: &[f32]) -> Vec<f32> {
     let mut lr = credit::logistic_regression();
     lr.bias += shift;
     lr.predict(rows, credit::N_FEATURES)
 }
 
-fn shift_of(version: u64) -> f32 {
+pub(crate) fn shift_of(version: u64) -> f32 {
     version as f32 * 0.01
 }
 
@@ -51,7 +51,7 @@ fn publish(reg: &DirRegistry, bytes: Vec<u8>, signature: &vane_registry::Signatu
 }
 
 /// A registry with versions 1..=n of the shifted LR, champion = 1.
-fn registry(n: u64) -> (tempfile::TempDir, DirRegistry) {
+pub(crate) fn registry(n: u64) -> (tempfile::TempDir, DirRegistry) {
     let dir = tempfile::tempdir().unwrap();
     let reg = DirRegistry::create(dir.path()).unwrap();
     for v in 1..=n {
@@ -65,13 +65,13 @@ fn registry(n: u64) -> (tempfile::TempDir, DirRegistry) {
 }
 
 /// Polls the registry now (POST /v2/repository/index returns after the sync).
-fn sync(server: &Server) -> Value {
+pub(crate) fn sync(server: &Server) -> Value {
     let (status, _, index) = server.json("POST", "/v2/repository/index", &json!({}));
     assert_eq!(status, StatusCode::OK, "{index}");
     index
 }
 
-fn metric(server: &Server, prefix: &str) -> f64 {
+pub(crate) fn metric(server: &Server, prefix: &str) -> f64 {
     let (_, _, text) = server.get("/metrics");
     text.as_str()
         .unwrap()
@@ -81,13 +81,13 @@ fn metric(server: &Server, prefix: &str) -> f64 {
         .sum()
 }
 
-fn one_row() -> (Vec<f32>, Value) {
+pub(crate) fn one_row() -> (Vec<f32>, Value) {
     let row = credit::sample_rows(1, 99);
     let req = tensor_request(&row, 1);
     (row, req)
 }
 
-fn version_of(headers: &hyper::HeaderMap) -> u64 {
+pub(crate) fn version_of(headers: &hyper::HeaderMap) -> u64 {
     headers["x-vane-model-version"]
         .to_str()
         .unwrap()

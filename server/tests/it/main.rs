@@ -8,5 +8,6 @@ mod lifecycle;
 mod mlflow;
 mod online;
 mod pipeline;
+mod sampling;
 mod scoring;
 mod util;
