@@ -2,8 +2,9 @@
 # The end-to-end demo on embedded defaults: fetch ONNX Runtime, build, generate the synthetic
 # credit-risk world, materialize its features into the embedded online store, train and
 # publish a model (point-in-time training set, LR vs GBDT), serve it with a drift monitor
-# sidecar that every request is sampled to, and print ready-to-paste requests (entity-keyed
-# and full) and the drift report's URL.
+# sidecar that every request is sampled to, send it 3 000 applications with the load tester
+# so the monitor's first windows fill, and print ready-to-paste requests (entity-keyed and
+# full) and the drift report's URL.
 #
 #   scripts/demo.sh        (VANE_ADDR=127.0.0.1:8080, VANE_MONITOR_HTTP=127.0.0.1:9102,
 #                           VANE_MONITOR_INGEST=127.0.0.1:9101, VANE_DEMO_DIR=target/demo;
@@ -23,7 +24,7 @@ else
 fi
 
 echo "demo: building (release; the first build takes several minutes)" >&2
-cargo build --release --locked -p vane-server -p vane-models -p vane-registry -p vane-monitor
+cargo build --release --locked -p vane-server -p vane-models -p vane-registry -p vane-monitor -p vane-loadtest
 bin=target/release
 
 if [ ! -f "$demo/data/applications.parquet" ]; then
@@ -44,7 +45,7 @@ fi
   --listen "tcp://$monitor_ingest" > "$demo/monitor.out" 2> "$demo/monitor.log" &
 monitor=$!
 "$bin/vane-server" --registry "$demo/registry" --online-store "$demo/online.redb" --addr "$addr" \
-  --monitor "tcp://$monitor_ingest" --sample-percent 100 &
+  --monitor "tcp://$monitor_ingest" --sample-percent 100 --allow-missing true &
 server=$!
 trap 'kill -TERM $server $monitor 2>/dev/null; wait $server $monitor' INT TERM EXIT
 
@@ -53,6 +54,16 @@ for _ in $(seq 1 600); do
   if ! kill -0 $server 2>/dev/null; then echo "demo: server exited" >&2; exit 1; fi
   sleep 0.1
 done
+
+# Traffic for the monitor: 3 000 applications joined point-in-time (as in training), sampled
+# across the whole period, one per request.
+if [ ! -f "$demo/data/joined.parquet" ]; then
+  "$bin/vane-models" join --repo "$demo/data/features.toml" --data "$demo/data/applications.parquet" \
+    --out "$demo/data/joined.parquet"
+fi
+"$bin/vane-loadtest" --target "http://$addr" --model credit-risk --format tensor \
+  --data "$demo/data/joined.parquet" --order sample --requests 3000 --connections 4 \
+  --progress off --json "$demo/traffic.json" > "$demo/traffic.txt"
 
 request() {
   cat <<JSON
@@ -90,8 +101,9 @@ curl -s http://$addr/v1/models/credit-risk:predict -H 'content-type: application
 Model metadata: curl -s http://$addr/v2/models/credit-risk | metrics: curl -s http://$addr/metrics
 Test metrics of the trained models: $demo/train-out/metrics.json.
 
-Every request is sampled to the drift monitor (log: $demo/monitor.log). Its first verdict comes
-once a window of 1000 rows has been scored; then open http://$monitor_http/report (the HTML
-report), http://$monitor_http/drift (JSON) or http://$monitor_http/metrics. Stop with Ctrl-C.
+Every request is sampled to the drift monitor (log: $demo/monitor.log); 3000 applications were
+just scored ($demo/traffic.txt), so its first count windows are in: open
+http://$monitor_http/report (the HTML report), http://$monitor_http/drift (JSON) or
+http://$monitor_http/metrics. Stop with Ctrl-C.
 EOT
 wait $server

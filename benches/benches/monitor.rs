@@ -4,7 +4,8 @@
 //! - `monitor_ingest`: frames of 1 000 sampled rows decoded and added to a stream's count and
 //!   time windows (one count window closes per frame) — rows per second on one core;
 //! - `monitor_evaluate`: every statistic (PSI, KS, chi-square, shares) of one window, for
-//!   windows of 1 000 and 10 000 rows against a 10 000-value reference sample.
+//!   windows of 1 000 and 10 000 rows against a 10 000-value reference sample (the trainer's
+//!   default; scipy's exact KS path).
 //!
 //!   cargo bench -p vane-benches --bench monitor
 
@@ -67,7 +68,12 @@ fn ingest(c: &mut Criterion) {
     let path = dir.path().join("profile.json");
     std::fs::write(
         &path,
-        serde_json::to_vec(&credit::reference_profile(20_000, 1)).expect("json"),
+        serde_json::to_vec(&credit::reference_profile(
+            &credit::logistic_regression().into(),
+            10_000,
+            1,
+        ))
+        .expect("json"),
     )
     .expect("write");
     let profiles = Profiles::new(
@@ -98,7 +104,7 @@ fn ingest(c: &mut Criterion) {
 
 fn evaluation(c: &mut Criterion) {
     let reference = Reference::from_profile(
-        &credit::reference_profile(20_000, 1),
+        &credit::reference_profile(&credit::logistic_regression().into(), 10_000, 1),
         "bench",
         Precision::F32,
     );

@@ -144,20 +144,10 @@ pub fn feature_names() -> Vec<&'static str> {
 
 /// The model signature shared by the three example models.
 pub fn signature() -> Signature {
-    let numeric = NUMERIC.iter().map(|f| FeatureSpec {
-        name: f.name.into(),
-        dtype: "FP32".into(),
-        shape: vec![-1],
-        kind: FeatureKind::Numeric,
-        vocab: None,
-    });
-    let categorical = CATEGORICAL.iter().map(|f| FeatureSpec {
-        name: f.name.into(),
-        dtype: "BYTES".into(),
-        shape: vec![-1],
-        kind: FeatureKind::Categorical,
-        vocab: Some(f.vocab.iter().map(|s| s.to_string()).collect()),
-    });
+    let numeric = NUMERIC.iter().map(|f| FeatureSpec::numeric(f.name, "FP32"));
+    let categorical = CATEGORICAL
+        .iter()
+        .map(|f| FeatureSpec::categorical(f.name, f.vocab.iter().copied()));
     Signature {
         inputs: numeric.chain(categorical).collect(),
         tensor: TensorSpec {
@@ -337,9 +327,9 @@ pub fn sample_records(n: usize, seed: u64) -> Vec<Map<String, Value>> {
 }
 
 /// The drift reference profile (`profile.json`) of `n` [`sample_rows`] (every row in the KS
-/// sample), with the score of the example logistic regression: what a monitor compares the
-/// example models' traffic with in tests and benches.
-pub fn reference_profile(n: usize, seed: u64) -> vane_registry::Profile {
+/// sample) and of `model`'s score on them: what a monitor compares an example model's traffic
+/// with. `vane-models example` publishes one with every example model.
+pub fn reference_profile(model: &Model, n: usize, seed: u64) -> vane_registry::Profile {
     let rows = sample_rows(n, seed);
     let all: Vec<usize> = (0..n).collect();
     let column = |c: usize| -> Vec<f64> {
@@ -363,7 +353,7 @@ pub fn reference_profile(n: usize, seed: u64) -> vane_registry::Profile {
             }
         })
         .collect();
-    let scores: Vec<f64> = logistic_regression()
+    let scores: Vec<f64> = model
         .predict(&rows, N_FEATURES)
         .iter()
         .map(|x| f64::from(*x))
@@ -620,6 +610,10 @@ pub fn example_models() -> Vec<ExampleModel> {
     ]
 }
 
+/// Reference rows of the example models' drift profiles, and their seed.
+const PROFILE_ROWS: usize = 5_000;
+const PROFILE_SEED: u64 = 0x5052_4f46; // "PROF"
+
 /// Summary of predictions on 1000 sample rows (`EVAL_SEED`), recorded as version metrics.
 fn sample_metrics(model: &Model) -> Value {
     let rows = sample_rows(1_000, EVAL_SEED);
@@ -684,11 +678,14 @@ pub fn write_example_registry(dir: &Path) -> anyhow::Result<Vec<(String, u64)>> 
     let signature = serde_json::to_vec_pretty(&signature()).context("serializing signature")?;
     let mut out = Vec::new();
     for ex in example_models() {
+        let profile = serde_json::to_vec(&reference_profile(&ex.model, PROFILE_ROWS, PROFILE_SEED))
+            .context("serializing profile")?;
         let request = PublishRequest {
             model: ex.name.into(),
             files: vec![
                 ("model.onnx".into(), ex.model.to_onnx()),
                 ("signature.json".into(), signature.clone()),
+                ("profile.json".into(), profile),
             ],
             lineage: ex.lineage,
             metrics: sample_metrics(&ex.model),

@@ -646,6 +646,43 @@ mod tests {
     }
 
     #[test]
+    fn time_windows_close_on_the_clock_even_without_new_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path(), 1_000_000);
+        // A short time window; the count window never fills.
+        let e = Arc::new(Engine {
+            settings: Settings {
+                window_time: Duration::from_millis(300),
+                evaluation_interval: Duration::ZERO,
+                ..e.settings.clone()
+            },
+            ..Arc::try_unwrap(e).ok().unwrap()
+        });
+        e.start_evaluator().unwrap();
+        for f in frames("m", 50, 0.0) {
+            e.handle_frame(&f);
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        e.tick();
+        let r = wait_reports(&e, 1);
+        assert_eq!(r[0].window, WindowKind::Time);
+        assert_eq!(r[0].drift.rows, 50);
+        assert!(r[0].ended_ms > r[0].started_ms);
+        assert!(
+            r[0].drift
+                .features
+                .iter()
+                .all(|f| f.verdict != crate::drift::Verdict::Insufficient),
+            "50 rows are above this engine's minimum of 10"
+        );
+        // An empty window is not reported: a second tick adds nothing.
+        std::thread::sleep(Duration::from_millis(400));
+        e.tick();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(e.reports().len(), 1);
+    }
+
+    #[test]
     fn rows_without_profile_or_schema_are_counted_not_crashing() {
         let dir = tempfile::tempdir().unwrap();
         let e = engine(dir.path(), 300);

@@ -45,7 +45,8 @@ fn colour(v: Verdict) -> &'static str {
 fn num(x: Option<f64>, digits: usize) -> String {
     match x {
         None => "–".into(),
-        Some(v) if v != 0.0 && v.abs() < 10f64.powi(-(digits as i32)) => format!("{v:.2e}"),
+        Some(0.0) => "0".into(),
+        Some(v) if v.abs() < 10f64.powi(-(digits as i32)) => format!("{v:.2e}"),
         Some(v) => format!("{v:.digits$}"),
     }
 }

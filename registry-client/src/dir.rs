@@ -417,17 +417,11 @@ pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), RegistryErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{FeatureKind, FeatureSpec, Signature, TensorSpec, sha256_hex};
+    use crate::types::{FeatureSpec, Signature, TensorSpec, sha256_hex};
 
     fn signature_bytes() -> Vec<u8> {
         let sig = Signature {
-            inputs: vec![FeatureSpec {
-                name: "x".into(),
-                dtype: "FP32".into(),
-                shape: vec![-1],
-                kind: FeatureKind::Numeric,
-                vocab: None,
-            }],
+            inputs: vec![FeatureSpec::numeric("x", "FP32")],
             tensor: TensorSpec {
                 name: "input".into(),
                 datatype: "FP32".into(),

@@ -59,6 +59,33 @@ pub struct FeatureSpec {
     pub vocab: Option<Vec<String>>,
 }
 
+impl FeatureSpec {
+    /// A numeric feature, one value per row, sent as `dtype` (`FP32`, `FP64`, `INT64`, …).
+    pub fn numeric(name: impl Into<String>, dtype: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            dtype: dtype.into(),
+            shape: default_feature_shape(),
+            kind: FeatureKind::Numeric,
+            vocab: None,
+        }
+    }
+
+    /// A categorical feature sent as `BYTES`, with its categories in code order.
+    pub fn categorical<S: Into<String>>(
+        name: impl Into<String>,
+        vocab: impl IntoIterator<Item = S>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            dtype: "BYTES".into(),
+            shape: default_feature_shape(),
+            kind: FeatureKind::Categorical,
+            vocab: Some(vocab.into_iter().map(Into::into).collect()),
+        }
+    }
+}
+
 fn default_feature_shape() -> Vec<i64> {
     vec![-1]
 }
@@ -517,20 +544,8 @@ mod tests {
     fn sig() -> Signature {
         Signature {
             inputs: vec![
-                FeatureSpec {
-                    name: "income".into(),
-                    dtype: "FP32".into(),
-                    shape: vec![-1],
-                    kind: FeatureKind::Numeric,
-                    vocab: None,
-                },
-                FeatureSpec {
-                    name: "term".into(),
-                    dtype: "BYTES".into(),
-                    shape: vec![-1],
-                    kind: FeatureKind::Categorical,
-                    vocab: Some(vec!["36".into(), "60".into()]),
-                },
+                FeatureSpec::numeric("income", "FP32"),
+                FeatureSpec::categorical("term", ["36", "60"]),
             ],
             tensor: TensorSpec {
                 name: "input".into(),

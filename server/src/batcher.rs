@@ -49,6 +49,9 @@ pub struct JobOutput {
     pub queue: Duration,
     pub compute: Duration,
     pub batch_rows: usize,
+    /// The job's input, handed back: the submitting thread frees it (or samples it) instead
+    /// of a worker freeing memory another thread allocated.
+    pub input: Vec<f32>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -387,6 +390,7 @@ fn execute(
                     queue: started.saturating_duration_since(j.enqueued),
                     compute,
                     batch_rows: rows,
+                    input: j.input,
                 }));
             }
         }
@@ -408,6 +412,7 @@ fn execute(
                         queue: started.saturating_duration_since(j.enqueued),
                         compute,
                         batch_rows: j.rows,
+                        input: j.input,
                     }));
             }
         }

@@ -63,10 +63,10 @@ pub struct Cli {
     /// `unix:///path`. Without it nothing is sampled.
     #[arg(long, env = "VANE_MONITOR")]
     pub monitor: Option<String>,
-    /// Sampled requests the in-memory ring holds while the sender catches up; beyond that
-    /// samples are dropped (counted in vane_samples_dropped_total).
-    #[arg(long, env = "VANE_SAMPLE_QUEUE")]
-    pub sample_queue: Option<usize>,
+    /// Sampled rows held in memory while the sender catches up (all threads together);
+    /// beyond that samples are dropped (counted in vane_samples_dropped_total).
+    #[arg(long, env = "VANE_SAMPLE_BUFFER_ROWS")]
+    pub sample_buffer_rows: Option<usize>,
     #[command(flatten)]
     pub model: ModelFlags,
 }
@@ -121,7 +121,7 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub shutdown_grace_s: Option<u64>,
     pub monitor: Option<String>,
-    pub sample_queue: Option<usize>,
+    pub sample_buffer_rows: Option<usize>,
     #[serde(default)]
     pub batching: PartialModelSettings,
     #[serde(default)]
@@ -312,12 +312,11 @@ impl Config {
             None => None,
             Some(spec) => Some(crate::sampler::SamplerOptions {
                 addr: spec.parse()?,
-                queue_capacity: cli
-                    .sample_queue
-                    .or(file.sample_queue)
-                    .unwrap_or(1024)
+                max_queued_rows: cli
+                    .sample_buffer_rows
+                    .or(file.sample_buffer_rows)
+                    .unwrap_or(64 * 1024)
                     .max(1),
-                max_queued_rows: 64 * 1024,
                 flush_interval: Duration::from_millis(5),
             }),
         };

@@ -25,7 +25,7 @@ use crate::codec;
 use crate::error::ApiError;
 use crate::metrics::{Metrics, Outcome};
 use crate::model::{LoadedModel, LookupError, ModelTable, Routed};
-use crate::sampler::{Sample, Sampler};
+use crate::sampler::Sampler;
 use crate::watcher::Command;
 
 /// Shared state of the HTTP front.
@@ -664,7 +664,7 @@ fn shadow_copy(
     input: Vec<f32>,
     rows: usize,
     answered: Option<Vec<f32>>,
-    sampled: Option<Arc<Vec<f32>>>,
+    sampled: bool,
 ) {
     let metrics = state.metrics.clone();
     let sampler = state.sampler.clone();
@@ -697,14 +697,8 @@ fn shadow_copy(
                 };
                 metrics.shadow(&shadow.name, &shadow.version_label, "success", diff);
                 shadow.observer.stats.record_shadow(diff);
-                if let (Some(sampler), Some(input)) = (sampler, sampled) {
-                    sampler.offer(Sample {
-                        schema: shadow.sample_schema.clone(),
-                        rows,
-                        input,
-                        scores: shadow.sample_schema.scores(&out.outputs, rows),
-                        shadow: true,
-                    });
+                if let (Some(sampler), true) = (sampler, sampled) {
+                    sampler.offer(&shadow.sample_schema, true, rows, &out.input, &out.outputs);
                 }
             }
             _ => metrics.shadow(&shadow.name, &shadow.version_label, "error", None),
@@ -754,9 +748,7 @@ where
     let deadline = timeout.map(|t| t0 + t);
     let (tx, rx) = oneshot::channel();
     let rows = decoded.rows;
-    // The sampling draw happens before the input moves into the batch queue.
-    let sampled =
-        (state.sampler.is_some() && m.draw_sample()).then(|| Arc::new(decoded.input.clone()));
+    let sampled = state.sampler.is_some() && m.draw_sample();
     let shadow_input = shadow.as_ref().map(|_| decoded.input.clone());
     let job = Job {
         input: decoded.input,
@@ -789,14 +781,9 @@ where
     };
     let out = answer
         .map_err(|_| ApiError::Internal("the inference worker dropped the request".into()))??;
-    if let (Some(sampler), Some(input)) = (&state.sampler, &sampled) {
-        sampler.offer(Sample {
-            schema: m.sample_schema.clone(),
-            rows,
-            input: input.clone(),
-            scores: m.sample_schema.scores(&out.outputs, rows),
-            shadow: false,
-        });
+    if let (Some(sampler), true) = (&state.sampler, sampled) {
+        // The worker handed the input back with the outputs: no copy was kept for this.
+        sampler.offer(&m.sample_schema, false, rows, &out.input, &out.outputs);
     }
     if let (Some(shadow), Some(input)) = (shadow, shadow_input) {
         let answered = out

@@ -200,7 +200,7 @@ impl Metrics {
         .expect("metric");
         let samples_sent = IntCounter::new(
             "samples_sent_total",
-            "Sampled requests (and shadow copies) written to the drift monitor.",
+            "Sampled requests (and shadow copies) written to the drift monitor's socket.",
         )
         .expect("metric");
         let samples_dropped = counter(

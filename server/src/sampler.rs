@@ -1,9 +1,13 @@
 //! Traffic sampling for the drift monitor.
 //!
-//! A sampled request's decoded input rows and the scores it returned become a [`Sample`],
-//! pushed into a bounded lock-free ring ([`Sampler::offer`]): the push never blocks and never
-//! allocates beyond the sample itself; when the ring (or its row budget) is full the sample is
-//! dropped and counted. One sender thread drains the ring every flush interval, encodes the
+//! A sampled request's decoded input rows and the scores it returned are copied
+//! ([`Sampler::offer`]) into the calling thread's own buffer: one per thread, so producers never
+//! contend, taken with `try_lock` so a push never blocks (the only other party is the sender
+//! swapping the buffer out), with no allocation per request once the buffer has grown, and
+//! bounded by a row budget shared by all buffers — beyond it, or in the rare instant the
+//! sender holds the buffer, the sample is dropped and counted. One sender thread swaps the
+//! buffers out every flush interval (backing off to 100 ms while there is nothing to send),
+//! encodes the
 //! samples as `vane-sample-stream` frames (a schema frame once per connection and schema, then
 //! rows frames) and writes them to the monitor over TCP or a Unix socket. While the monitor is
 //! away the sender drops what it drains (counted) and reconnects with exponential backoff, so
@@ -12,18 +16,16 @@
 //! Which requests are sampled is decided per model version ([`crate::model::LoadedModel`]'s
 //! sampling rate, from `sample_percent`); the decision costs one comparison when the rate is 0.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_queue::ArrayQueue;
 use serde::Serialize;
 use vane_registry::{FeatureKind, Signature};
 use vane_sample_stream as wire;
@@ -72,9 +74,7 @@ impl std::fmt::Display for MonitorAddr {
 #[derive(Debug, Clone, Serialize)]
 pub struct SamplerOptions {
     pub addr: MonitorAddr,
-    /// Samples (sampled requests) the ring holds.
-    pub queue_capacity: usize,
-    /// Rows the ring holds across its samples (bounds memory for large requests).
+    /// Rows the buffers hold, all threads together, before samples are dropped.
     pub max_queued_rows: usize,
     /// How often the sender drains the ring.
     pub flush_interval: Duration,
@@ -169,30 +169,39 @@ impl SampleSchema {
         &self.schema
     }
 
-    /// The score of each of `rows` rows, from a request's outputs.
-    pub fn scores(&self, outputs: &[Output], rows: usize) -> Option<Vec<f32>> {
-        let s = self.score?;
-        let out = outputs.get(s.output)?;
+    /// Appends the score of each of `rows` rows, from a request's outputs, to `out` (NaN
+    /// where an output is missing); nothing when the model has no score column.
+    pub fn push_scores(&self, outputs: &[Output], rows: usize, out: &mut Vec<f32>) {
+        let Some(s) = self.score else { return };
         let pick = |i: usize| i * s.row_len + s.column;
-        let v: Vec<f32> = match &out.data {
-            TensorData::F32(d) => (0..rows).map(|r| d.get(pick(r)).copied()).collect(),
-            TensorData::F64(d) => (0..rows)
-                .map(|r| d.get(pick(r)).map(|x| *x as f32))
-                .collect(),
-            _ => None,
-        }?;
-        Some(v)
+        match outputs.get(s.output).map(|o| &o.data) {
+            Some(TensorData::F32(d)) => {
+                out.extend((0..rows).map(|r| d.get(pick(r)).copied().unwrap_or(f32::NAN)));
+            }
+            Some(TensorData::F64(d)) => {
+                out.extend((0..rows).map(|r| d.get(pick(r)).map_or(f32::NAN, |x| *x as f32)))
+            }
+            _ => out.extend(std::iter::repeat_n(f32::NAN, rows)),
+        }
     }
 }
 
-/// One sampled request (or its shadow copy).
-pub struct Sample {
-    pub schema: Arc<SampleSchema>,
-    pub rows: usize,
-    /// Row-major `rows × width` model input; shared by a request and its shadow copy.
-    pub input: Arc<Vec<f32>>,
-    pub scores: Option<Vec<f32>>,
-    pub shadow: bool,
+/// Sampled rows of one schema and traffic source, row-major, as a thread buffered them.
+struct Group {
+    schema: Arc<SampleSchema>,
+    shadow: bool,
+    /// Sampled requests (the unit of `vane_samples_*_total`).
+    requests: u64,
+    rows: usize,
+    values: Vec<f32>,
+    /// One per row; NaN where a request's outputs held no score.
+    scores: Vec<f32>,
+}
+
+/// One thread's buffer.
+#[derive(Default)]
+struct Shard {
+    groups: Vec<Group>,
 }
 
 /// Why samples were dropped (the `reason` label of `vane_samples_dropped_total`).
@@ -216,26 +225,38 @@ impl DropReason {
     }
 }
 
-/// The ring and its sender thread.
+/// Distinguishes samplers in one process (tests start several), for the thread-local lookup.
+static NEXT_SAMPLER_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's buffer in each sampler it has offered to.
+    static SHARDS: std::cell::RefCell<Vec<(u64, Arc<Mutex<Shard>>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The per-thread buffers and their sender thread.
 pub struct Sampler {
-    ring: ArrayQueue<Sample>,
+    id: u64,
+    /// Every thread's buffer, for the sender.
+    shards: Mutex<Vec<Arc<Mutex<Shard>>>>,
     queued_rows: AtomicUsize,
     max_queued_rows: usize,
     metrics: Arc<Metrics>,
     stop: AtomicBool,
-    sender: std::sync::Mutex<Option<JoinHandle<()>>>,
+    sender: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Sampler {
-    /// Creates the ring and starts the sender thread.
+    /// Creates the buffers and starts the sender thread.
     pub fn start(opts: SamplerOptions, metrics: Arc<Metrics>) -> std::io::Result<Arc<Self>> {
         let sampler = Arc::new(Sampler {
-            ring: ArrayQueue::new(opts.queue_capacity.max(1)),
+            id: NEXT_SAMPLER_ID.fetch_add(1, Ordering::Relaxed),
+            shards: Mutex::new(Vec::new()),
             queued_rows: AtomicUsize::new(0),
             max_queued_rows: opts.max_queued_rows.max(1),
             metrics,
             stop: AtomicBool::new(false),
-            sender: std::sync::Mutex::new(None),
+            sender: Mutex::new(None),
         });
         let s = sampler.clone();
         let handle = std::thread::Builder::new()
@@ -245,18 +266,74 @@ impl Sampler {
         Ok(sampler)
     }
 
-    /// Queues a sample without blocking; when the ring or its row budget is full the sample
-    /// is dropped and counted.
-    pub fn offer(&self, sample: Sample) {
-        let rows = sample.rows;
-        let before = self.queued_rows.fetch_add(rows, Ordering::Relaxed);
-        if before + rows > self.max_queued_rows || self.ring.push(sample).is_err() {
-            self.queued_rows.fetch_sub(rows, Ordering::Relaxed);
-            self.metrics.samples_dropped(DropReason::QueueFull, 1);
-        }
+    /// This thread's buffer, registered on first use.
+    fn shard(&self) -> Arc<Mutex<Shard>> {
+        SHARDS.with(|cell| {
+            let mut mine = cell.borrow_mut();
+            if let Some((_, s)) = mine.iter().find(|(id, _)| *id == self.id) {
+                return s.clone();
+            }
+            let s = Arc::new(Mutex::new(Shard::default()));
+            self.shards
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(s.clone());
+            mine.push((self.id, s.clone()));
+            s
+        })
     }
 
-    /// Sends what is queued (best effort, bounded by the write timeout) and stops the sender.
+    /// Buffers `rows` rows of `input` (row-major) and their scores from `outputs`, tagged
+    /// `shadow` when a shadow version produced them. Never blocks: when the row budget is
+    /// spent, or the sender holds this thread's buffer at this instant, the sample is dropped
+    /// and counted.
+    pub fn offer(
+        &self,
+        schema: &Arc<SampleSchema>,
+        shadow: bool,
+        rows: usize,
+        input: &[f32],
+        outputs: &[Output],
+    ) {
+        let before = self.queued_rows.fetch_add(rows, Ordering::Relaxed);
+        if before + rows > self.max_queued_rows || input.len() < rows * schema.width {
+            self.queued_rows.fetch_sub(rows, Ordering::Relaxed);
+            self.metrics.samples_dropped(DropReason::QueueFull, 1);
+            return;
+        }
+        let shard = self.shard();
+        let Ok(mut shard) = shard.try_lock() else {
+            self.queued_rows.fetch_sub(rows, Ordering::Relaxed);
+            self.metrics.samples_dropped(DropReason::QueueFull, 1);
+            return;
+        };
+        let pos = shard
+            .groups
+            .iter()
+            .position(|g| g.shadow == shadow && Arc::ptr_eq(&g.schema, schema));
+        let g = match pos {
+            Some(i) => &mut shard.groups[i],
+            None => {
+                shard.groups.push(Group {
+                    schema: schema.clone(),
+                    shadow,
+                    requests: 0,
+                    rows: 0,
+                    values: Vec::new(),
+                    scores: Vec::new(),
+                });
+                let last = shard.groups.len() - 1;
+                &mut shard.groups[last]
+            }
+        };
+        g.values.extend_from_slice(&input[..rows * schema.width]);
+        schema.push_scores(outputs, rows, &mut g.scores);
+        g.rows += rows;
+        g.requests += 1;
+    }
+
+    /// Sends what is buffered (best effort, bounded by the write timeout) and stops the
+    /// sender.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::SeqCst);
         let handle = self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -266,10 +343,20 @@ impl Sampler {
         }
     }
 
-    fn pop(&self) -> Option<Sample> {
-        let s = self.ring.pop()?;
-        self.queued_rows.fetch_sub(s.rows, Ordering::Relaxed);
-        Some(s)
+    /// Takes every thread's buffered groups.
+    fn drain(&self, into: &mut Vec<Group>) {
+        let shards: Vec<Arc<Mutex<Shard>>> = self
+            .shards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for s in shards {
+            let taken = std::mem::take(&mut s.lock().unwrap_or_else(|p| p.into_inner()).groups);
+            for g in &taken {
+                self.queued_rows.fetch_sub(g.rows, Ordering::Relaxed);
+            }
+            into.extend(taken);
+        }
     }
 }
 
@@ -277,6 +364,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const IDLE_PARK: Duration = Duration::from_millis(100);
 
 enum Conn {
     Tcp(TcpStream),
@@ -348,15 +436,20 @@ impl Sender {
 
     fn run(mut self) {
         let mut batch = Vec::new();
+        // Idle backoff: after empty drains the thread sleeps longer (up to IDLE_PARK), so a
+        // server with no sampled traffic costs a few wake-ups per second.
+        let mut park = self.opts.flush_interval;
         loop {
             let stopping = self.sampler.stop.load(Ordering::SeqCst);
             if !stopping {
-                std::thread::park_timeout(self.opts.flush_interval);
+                std::thread::park_timeout(park);
             }
-            while let Some(s) = self.sampler.pop() {
-                batch.push(s);
-            }
-            if !batch.is_empty() {
+            self.connect();
+            self.sampler.drain(&mut batch);
+            if batch.is_empty() {
+                park = (park * 2).min(IDLE_PARK.max(self.opts.flush_interval));
+            } else {
+                park = self.opts.flush_interval;
                 self.flush(&mut batch);
             }
             if stopping {
@@ -389,9 +482,8 @@ impl Sender {
         }
     }
 
-    fn flush(&mut self, batch: &mut Vec<Sample>) {
-        self.connect();
-        let n = batch.len() as u64;
+    fn flush(&mut self, batch: &mut Vec<Group>) {
+        let n: u64 = batch.iter().map(|g| g.requests).sum();
         let Some(conn) = self.conn.as_mut() else {
             self.sampler
                 .metrics
@@ -422,64 +514,31 @@ impl Sender {
     }
 }
 
-/// Encodes `batch` into frames: per (schema, shadow) group, the schema frame when it was not
-/// announced yet, then rows frames of at most [`wire::rows_per_frame`] rows.
-fn encode(batch: &[Sample], announced: &mut std::collections::HashSet<u64>, out: &mut Vec<u8>) {
-    let mut groups: HashMap<(u64, bool), Vec<&Sample>> = HashMap::new();
-    let mut order = Vec::new();
-    for s in batch {
-        let key = (s.schema.id, s.shadow);
-        groups
-            .entry(key)
-            .or_insert_with(|| {
-                order.push(key);
-                Vec::new()
-            })
-            .push(s);
-    }
-    for key in order {
-        let group = &groups[&key];
-        let schema = &group[0].schema;
+/// Encodes `groups` into frames: for each, the schema frame when it was not announced on this
+/// connection yet, then rows frames of at most [`wire::rows_per_frame`] rows.
+fn encode(groups: &[Group], announced: &mut std::collections::HashSet<u64>, out: &mut Vec<u8>) {
+    for g in groups {
+        let schema = &g.schema;
         if announced.insert(schema.id) {
             schema.schema.encode_frame(out);
         }
-        let with_scores = group.iter().all(|s| s.scores.is_some());
-        // (sample, row) of every row in the group, in order.
-        let rows: Vec<(usize, usize)> = group
-            .iter()
-            .enumerate()
-            .flat_map(|(i, s)| (0..s.rows).map(move |r| (i, r)))
-            .collect();
-        let per_frame = wire::rows_per_frame(schema.width, schema.schema.model.len());
-        for chunk in rows.chunks(per_frame) {
-            let scores: Option<Vec<f32>> = with_scores.then(|| {
-                chunk
-                    .iter()
-                    .map(|&(i, r)| {
-                        group[i]
-                            .scores
-                            .as_ref()
-                            .and_then(|s| s.get(r).copied())
-                            .unwrap_or(f32::NAN)
-                    })
-                    .collect()
-            });
+        let w = schema.width;
+        let with_scores = schema.score.is_some() && g.scores.len() == g.rows;
+        let per_frame = wire::rows_per_frame(w, schema.schema.model.len());
+        let mut start = 0;
+        while start < g.rows {
+            let n = per_frame.min(g.rows - start);
+            let values = &g.values[start * w..(start + n) * w];
             wire::encode_rows(
                 out,
                 schema.id,
                 &schema.schema,
-                key.1,
-                chunk.len(),
-                |r, c| {
-                    let (i, row) = chunk[r];
-                    group[i]
-                        .input
-                        .get(row * schema.width + c)
-                        .copied()
-                        .unwrap_or(f32::NAN)
-                },
-                scores.as_deref(),
+                g.shadow,
+                n,
+                |r, c| values[r * w + c],
+                with_scores.then(|| &g.scores[start..start + n]),
             );
+            start += n;
         }
     }
 }
@@ -492,20 +551,8 @@ mod tests {
     fn signature() -> Signature {
         Signature {
             inputs: vec![
-                FeatureSpec {
-                    name: "income".into(),
-                    dtype: "FP64".into(),
-                    shape: vec![-1],
-                    kind: FeatureKind::Numeric,
-                    vocab: None,
-                },
-                FeatureSpec {
-                    name: "term".into(),
-                    dtype: "BYTES".into(),
-                    shape: vec![-1],
-                    kind: FeatureKind::Categorical,
-                    vocab: Some(vec!["36".into(), "60".into()]),
-                },
+                FeatureSpec::numeric("income", "FP64"),
+                FeatureSpec::categorical("term", ["36", "60"]),
             ],
             tensor: TensorSpec {
                 name: "input".into(),
@@ -567,21 +614,51 @@ mod tests {
                 data: TensorData::F32(vec![0.25, 0.75]),
             },
         ];
-        assert_eq!(s.scores(&outputs, 2), Some(vec![0.25, 0.75]));
+        let scores = |s: &SampleSchema, outputs: &[Output], rows| {
+            let mut v = Vec::new();
+            s.push_scores(outputs, rows, &mut v);
+            v
+        };
+        assert_eq!(scores(&s, &outputs, 2), [0.25, 0.75]);
         // A two-column probability output: the positive class.
         let s = SampleSchema::new("m", 1, &sig, &[meta("probabilities", DType::F64, 2)]);
         assert_eq!(s.schema.score.as_deref(), Some("probabilities[1]"));
         let outputs = [Output {
             data: TensorData::F64(vec![0.9, 0.1, 0.4, 0.6]),
         }];
-        assert_eq!(s.scores(&outputs, 2), Some(vec![0.1, 0.6]));
-        // No usable score.
+        assert_eq!(scores(&s, &outputs, 2), [0.1, 0.6]);
+        // Outputs without the score column: NaN per row.
+        assert!(scores(&s, &[], 2).iter().all(|x| x.is_nan()));
+        // No usable score: nothing.
         let s = SampleSchema::new("m", 1, &sig, &[meta("label", DType::I64, 1)]);
-        assert!(s.schema.score.is_none() && s.scores(&[], 1).is_none());
+        assert!(s.schema.score.is_none() && scores(&s, &[], 1).is_empty());
+    }
+
+    /// A sampler without its sender thread: tests drain it themselves.
+    fn idle_sampler(max_rows: usize) -> Sampler {
+        Sampler {
+            id: NEXT_SAMPLER_ID.fetch_add(1, Ordering::Relaxed),
+            shards: Mutex::new(Vec::new()),
+            queued_rows: AtomicUsize::new(0),
+            max_queued_rows: max_rows,
+            metrics: Arc::new(Metrics::new()),
+            stop: AtomicBool::new(false),
+            sender: Mutex::new(None),
+        }
+    }
+
+    fn decode_all(mut rest: &[u8]) -> Vec<wire::Frame<'_>> {
+        let mut frames = Vec::new();
+        while !rest.is_empty() {
+            let n = wire::body_len(rest[..4].try_into().unwrap()).unwrap();
+            frames.push(wire::decode(&rest[4..4 + n]).unwrap());
+            rest = &rest[4 + n..];
+        }
+        frames
     }
 
     #[test]
-    fn batches_encode_to_decodable_frames_announcing_each_schema_once() {
+    fn offers_group_by_schema_and_source_and_encode_once_per_schema() {
         let sig = signature();
         let schema = Arc::new(SampleSchema::new(
             "m",
@@ -589,28 +666,31 @@ mod tests {
             &sig,
             &[meta("probability", DType::F32, 1)],
         ));
-        let sample = |rows: usize, base: f32, shadow: bool| Sample {
-            schema: schema.clone(),
-            rows,
-            input: Arc::new((0..rows * 2).map(|i| base + i as f32).collect()),
-            scores: Some(vec![0.5; rows]),
-            shadow,
+        let sampler = idle_sampler(1000);
+        let out = |scores: Vec<f32>| {
+            [Output {
+                data: TensorData::F32(scores),
+            }]
         };
-        let batch = vec![
-            sample(2, 0.0, false),
-            sample(1, 100.0, true),
-            sample(1, 10.0, false),
-        ];
+        sampler.offer(
+            &schema,
+            false,
+            2,
+            &[0.0, 1.0, 2.0, 3.0],
+            &out(vec![0.1, 0.2]),
+        );
+        sampler.offer(&schema, true, 1, &[100.0, 101.0], &out(vec![0.9]));
+        sampler.offer(&schema, false, 1, &[10.0, 11.0], &out(vec![0.3]));
+        assert_eq!(sampler.queued_rows.load(Ordering::Relaxed), 4);
+        let mut groups = Vec::new();
+        sampler.drain(&mut groups);
+        assert_eq!(sampler.queued_rows.load(Ordering::Relaxed), 0);
+        assert_eq!(groups.len(), 2, "live and shadow");
+        assert_eq!((groups[0].requests, groups[0].rows), (2, 3));
         let mut announced = Default::default();
-        let mut out = Vec::new();
-        encode(&batch, &mut announced, &mut out);
-        let mut frames = Vec::new();
-        let mut rest = &out[..];
-        while !rest.is_empty() {
-            let n = wire::body_len(rest[..4].try_into().unwrap()).unwrap();
-            frames.push(wire::decode(&rest[4..4 + n]).unwrap());
-            rest = &rest[4 + n..];
-        }
+        let mut buf = Vec::new();
+        encode(&groups, &mut announced, &mut buf);
+        let frames = decode_all(&buf);
         assert_eq!(
             frames.len(),
             3,
@@ -623,17 +703,33 @@ mod tests {
         assert_eq!(live.rows, 3);
         assert_eq!(live.column(0).collect::<Vec<_>>(), [0.0, 2.0, 10.0]);
         assert_eq!(live.column(1).collect::<Vec<_>>(), [1.0, 3.0, 11.0]);
+        assert_eq!(live.scores().unwrap().collect::<Vec<_>>(), [0.1, 0.2, 0.3]);
         let wire::Frame::Rows(shadow) = &frames[2] else {
             panic!()
         };
         assert!(shadow.shadow && shadow.rows == 1);
         // The schema is not announced again on the same connection.
-        out.clear();
-        encode(&batch[..1], &mut announced, &mut out);
-        let n = wire::body_len(out[..4].try_into().unwrap()).unwrap();
-        assert!(matches!(
-            wire::decode(&out[4..4 + n]),
-            Ok(wire::Frame::Rows(_))
-        ));
+        buf.clear();
+        encode(&groups[..1], &mut announced, &mut buf);
+        assert!(matches!(decode_all(&buf)[0], wire::Frame::Rows(_)));
+    }
+
+    #[test]
+    fn the_row_budget_drops_and_counts() {
+        let sig = signature();
+        let schema = Arc::new(SampleSchema::new("m", 1, &sig, &[]));
+        let sampler = idle_sampler(3);
+        sampler.offer(&schema, false, 2, &[0.0; 4], &[]);
+        sampler.offer(&schema, false, 2, &[0.0; 4], &[]);
+        // A short input (fewer values than rows × width) is refused too.
+        sampler.offer(&schema, false, 1, &[0.0], &[]);
+        let mut groups = Vec::new();
+        sampler.drain(&mut groups);
+        assert_eq!(groups.iter().map(|g| g.rows).sum::<usize>(), 2);
+        let text = sampler.metrics.render();
+        assert!(
+            text.contains(r#"vane_samples_dropped_total{reason="queue_full"} 2"#),
+            "{text}"
+        );
     }
 }

@@ -314,10 +314,48 @@ fn convert(
     }
     let mut out = Vec::with_capacity(arrays.iter().map(|a| a.len()).sum());
     for a in arrays {
-        let fmt = ArrayFormatter::try_new(*a, &FormatOptions::default()).map_err(|e| err(&e))?;
+        // Named time zones ("UTC") format only with chrono-tz; the instants are UTC anyway.
+        let naive = without_time_zone(*a);
+        let a: &dyn Array = naive.as_deref().unwrap_or(*a);
+        let fmt = ArrayFormatter::try_new(a, &FormatOptions::default()).map_err(|e| err(&e))?;
         out.extend((0..a.len()).map(|i| (!a.is_null(i)).then(|| fmt.value(i).to_string())));
     }
     Ok(Column::Text(out))
+}
+
+/// A timestamp array with a time zone, as the same UTC instants without one.
+fn without_time_zone(a: &dyn Array) -> Option<Arc<dyn Array>> {
+    use arrow_array::types::{
+        TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+        TimestampSecondType,
+    };
+    use arrow_schema::TimeUnit;
+    let DataType::Timestamp(unit, Some(_)) = a.data_type() else {
+        return None;
+    };
+    let none = None::<String>;
+    Some(match unit {
+        TimeUnit::Second => Arc::new(
+            a.as_primitive::<TimestampSecondType>()
+                .clone()
+                .with_timezone_opt(none),
+        ),
+        TimeUnit::Millisecond => Arc::new(
+            a.as_primitive::<TimestampMillisecondType>()
+                .clone()
+                .with_timezone_opt(none),
+        ),
+        TimeUnit::Microsecond => Arc::new(
+            a.as_primitive::<TimestampMicrosecondType>()
+                .clone()
+                .with_timezone_opt(none),
+        ),
+        TimeUnit::Nanosecond => Arc::new(
+            a.as_primitive::<TimestampNanosecondType>()
+                .clone()
+                .with_timezone_opt(none),
+        ),
+    })
 }
 
 /// One JSON value, as read before a column's kind is known.
@@ -474,6 +512,31 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("line 1")
+        );
+    }
+
+    #[test]
+    fn utc_timestamps_read_as_text() {
+        use arrow_array::TimestampMicrosecondArray;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.parquet");
+        let ts = TimestampMicrosecondArray::from(vec![Some(1_700_000_000_000_000), None])
+            .with_timezone("UTC");
+        let batch =
+            RecordBatch::try_from_iter([("event_timestamp", Arc::new(ts) as Arc<dyn Array>)])
+                .unwrap();
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(File::create(&p).unwrap(), batch.schema(), None)
+                .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let t = read_table(&p, None).unwrap();
+        assert_eq!(
+            t.column("event_timestamp"),
+            Some(&Column::Text(vec![
+                Some("2023-11-14T22:13:20".into()),
+                None
+            ]))
         );
     }
 

@@ -152,8 +152,15 @@ fn rules_and_dashboards_use_only_exported_metrics_and_pass_promtool() {
     let registry = dir.path().join("registry");
     credit::write_example_registry(&registry).unwrap();
     let reg = DirRegistry::open(&registry).unwrap();
-    // credit-risk: a shadow (v2, same model) and a canary that no backend loads (v3).
+    // credit-risk: a shadow (v2, same model) and a canary that no backend loads (v3); a model
+    // published without a profile.
     let v2 = publish(&reg, "credit-risk", credit::logistic_regression().to_onnx());
+    let bare = publish(
+        &reg,
+        "credit-risk-bare",
+        credit::logistic_regression().to_onnx(),
+    );
+    reg.set_alias("credit-risk-bare", "champion", bare).unwrap();
     let profile = crate::outage::profile(dir.path());
     let profile_arg = format!("credit-risk={}", profile.display());
     let monitor = Monitor::start(&[
@@ -185,7 +192,7 @@ fn rules_and_dashboards_use_only_exported_metrics_and_pass_promtool() {
 
     let rows = credit::sample_rows(10, 3);
     let body = serde_json::to_vec(&json!({"inputs": [{"name": "input", "shape": [10, credit::N_FEATURES], "datatype": "FP32", "data": rows}]})).unwrap();
-    for model in ["credit-risk", "credit-risk-mlp"] {
+    for model in ["credit-risk", "credit-risk-bare"] {
         for _ in 0..60 {
             let (status, _, text) = http(
                 &server.addr,
@@ -209,7 +216,7 @@ fn rules_and_dashboards_use_only_exported_metrics_and_pass_promtool() {
             && t.contains(r#"source="shadow""#)
             && metric(
                 &t,
-                r#"vane_monitor_rows_total{model="credit-risk-mlp",outcome="no_profile""#,
+                r#"vane_monitor_rows_total{model="credit-risk-bare",outcome="no_profile""#,
             ) > 0.0
             && metric(&t, r#"vane_monitor_frames_total{outcome="bad_version"}"#) > 0.0)
             .then_some(t)

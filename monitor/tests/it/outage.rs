@@ -14,7 +14,7 @@ use crate::util::{Monitor, Server, http, metric, wait_for};
 /// The example credit-risk model's reference profile, written to `dir`.
 pub(crate) fn profile(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("profile.json");
-    let p = credit::reference_profile(5000, 1);
+    let p = credit::reference_profile(&credit::logistic_regression().into(), 5000, 1);
     std::fs::write(&path, serde_json::to_vec(&p).unwrap()).unwrap();
     path
 }

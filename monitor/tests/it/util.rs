@@ -5,7 +5,7 @@
 //! --workspace` (the README's test command) builds them before any test runs.
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,19 +14,7 @@ use serde_json::Value;
 
 pub const MONITOR: &str = env!("CARGO_BIN_EXE_vane-monitor");
 
-/// A workspace binary built beside this test (e.g. `vane-server`).
-pub fn sibling_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/it-<hash> → target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: run the workspace tests (scripts/test.sh) or `cargo build -p {name}` first",
-        p.display()
-    );
-    p
-}
+pub use vane_testkit::sibling_bin;
 
 /// A running child process; SIGKILLed on drop if still alive.
 pub struct Proc {
@@ -231,17 +219,7 @@ pub fn http_get(addr: &str, path: &str) -> (u16, String) {
     }
 }
 
-/// Polls `f` until it returns `Some`, or fails after `secs`.
-pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+pub use vane_testkit::wait_for;
 
 /// Resident memory of a process in bytes (Linux).
 pub fn rss_bytes(pid: u32) -> u64 {

@@ -9,7 +9,7 @@ use tract_onnx::pb::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto,
     TypeProto, ValueInfoProto,
 };
-use vane_registry::{DirRegistry, FeatureKind, FeatureSpec, PublishRequest, Signature, TensorSpec};
+use vane_registry::{DirRegistry, FeatureSpec, PublishRequest, Signature, TensorSpec};
 
 fn floats(name: &str, v: &[f32]) -> AttributeProto {
     AttributeProto {
@@ -184,13 +184,7 @@ pub fn three_feature_signature(outputs: Vec<TensorSpec>) -> Signature {
     Signature {
         inputs: ["a", "b", "c"]
             .iter()
-            .map(|n| FeatureSpec {
-                name: (*n).into(),
-                dtype: "FP32".into(),
-                shape: vec![-1],
-                kind: FeatureKind::Numeric,
-                vocab: None,
-            })
+            .map(|n| FeatureSpec::numeric(*n, "FP32"))
             .collect(),
         tensor: TensorSpec {
             name: "float_input".into(),
