@@ -879,7 +879,13 @@ fn decode_features(m: &LoadedModel, inputs: &[InputJson<'_>]) -> Result<Features
     };
     let mut out = vec![0f32; rows * width];
     for input in inputs {
-        let col = sig.position(&input.name).unwrap_or_default();
+        // The entity key is no feature column: its ids were taken above.
+        let Some(col) = sig
+            .position(&input.name)
+            .filter(|_| Some(&*input.name) != entity_key)
+        else {
+            continue;
+        };
         let feature = &sig.inputs[col];
         match feature.kind {
             FeatureKind::Numeric => {

@@ -271,3 +271,83 @@ fn an_unreachable_online_store_is_a_503_and_the_server_stays_up() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(server.get("/v2/health/ready").0, StatusCode::OK);
 }
+
+/// Regression: the entity key's ids once overwrote feature column 0 when the key was listed
+/// before it. Every placement of the key and of an explicit override of a stored feature
+/// (`annual_income`, column 0) must give the score of the full request.
+#[test]
+fn entity_keyed_scores_do_not_depend_on_the_order_of_inputs() {
+    let reg = registry();
+    let all = credit::sample_records(6, 23);
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = store_dir.path().join("online.redb");
+    materialize(&store, &all);
+    let records = all[..3].to_vec();
+    let store_s = store.display().to_string();
+    let server = Server::start(
+        reg.path(),
+        &["--backend", "tract", "--online-store", &store_s],
+    );
+    assert_eq!(credit::signature().inputs[0].name, "annual_income");
+    let score = |req: &Value| {
+        let (status, _, body) = server.json("POST", "/v2/models/credit-risk/infer", req);
+        assert_eq!(status, StatusCode::OK, "{body}");
+        floats(&body["outputs"][0]["data"])
+    };
+    let (_, _, direct) = server.json(
+        "POST",
+        "/v2/models/credit-risk/infer",
+        &feature_request(&records),
+    );
+    let stored_scores = floats(&direct["outputs"][0]["data"]);
+    let mut changed = records.clone();
+    for r in &mut changed {
+        r.insert("annual_income".into(), json!(250_000.0));
+    }
+    let overridden_scores = score(&feature_request(&changed));
+    assert!(
+        (overridden_scores[0] - stored_scores[0]).abs() > 1e-4,
+        "the override must change the score for the test to mean anything"
+    );
+
+    let keyed = keyed_request(&[1, 2, 3], &records);
+    let base: Vec<Value> = keyed["inputs"].as_array().unwrap().clone();
+    let income = json!({"name": "annual_income", "shape": [3], "datatype": "FP64",
+                        "data": [250_000.0, 250_000.0, 250_000.0]});
+    let n = base.len();
+    let mut orders = 0;
+    // Without the override: the key in every position, the rest rotated as well.
+    for rot in 0..n {
+        let mut inputs = base.clone();
+        inputs.rotate_left(rot);
+        for pos in 0..n {
+            let key = inputs
+                .iter()
+                .position(|i| i["name"] == "applicant_id")
+                .unwrap();
+            let k = inputs.remove(key);
+            inputs.insert(pos, k);
+            let got = score(&json!({ "inputs": inputs }));
+            assert_close(&got, &stored_scores, 1e-6, &format!("order {inputs:?}"));
+            orders += 1;
+        }
+    }
+    // With the override: every pair of positions of the key and the override.
+    for key_pos in 0..=n {
+        for income_pos in 0..=n {
+            let mut inputs = base.clone();
+            let key = inputs
+                .iter()
+                .position(|i| i["name"] == "applicant_id")
+                .unwrap();
+            let k = inputs.remove(key);
+            inputs.insert(income_pos.min(inputs.len()), income.clone());
+            inputs.insert(key_pos.min(inputs.len()), k);
+            let got = score(&json!({ "inputs": inputs }));
+            let names: Vec<&str> = inputs.iter().map(|i| i["name"].as_str().unwrap()).collect();
+            assert_close(&got, &overridden_scores, 1e-6, &format!("order {names:?}"));
+            orders += 1;
+        }
+    }
+    assert!(orders > 60, "{orders} orders tried");
+}
