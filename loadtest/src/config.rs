@@ -54,7 +54,7 @@ pub struct Config {
     pub model: Option<String>,
 
     /// Send every request to this version (/versions/{v}/infer): a number or an alias
-    /// (champion, canary, shadow) resolved through the server's repository index.
+    /// (champion, canary, shadow) resolved through the model's metadata (`parameters.routing`).
     #[arg(long, env = "VANE_LOADTEST_VERSION")]
     pub version: Option<String>,
 

@@ -1,7 +1,7 @@
 //! Setup requests before a run, over a plain blocking HTTP/1.1 exchange: the model's metadata
 //! (`GET /v2/models/{m}[/versions/{v}]`, whose `parameters.features` lists the named features
-//! with datatype, kind and vocabulary) and alias resolution through the repository index
-//! (`POST /v2/repository/index` → `[{name, version, role, state}]`).
+//! with datatype, kind and vocabulary, and `parameters.routing` the version of each role,
+//! which resolves aliases).
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -226,17 +226,22 @@ pub fn model_metadata(
 }
 
 #[derive(Debug, Deserialize)]
-struct IndexRow {
-    name: String,
+struct RoutingJson {
     #[serde(default)]
-    version: Option<String>,
+    versions: Vec<String>,
     #[serde(default)]
-    role: Option<String>,
-    state: String,
+    parameters: Option<RoutingParams>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RoutingParams {
+    #[serde(default)]
+    routing: Option<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 /// Resolves a version reference: a number stays as it is; an alias (`champion`, `canary`,
-/// `shadow`) is looked up in the server's repository index. The error says what is served.
+/// `shadow`) is looked up in the model's metadata (`GET /v2/models/{m}`, whose
+/// `parameters.routing` names the version of each role). The error says what is served.
 pub fn resolve_version(
     ep: &Endpoint,
     model: &str,
@@ -246,36 +251,34 @@ pub fn resolve_version(
     if !reference.is_empty() && reference.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(reference.to_string());
     }
-    let (status, body) = request(ep, "POST", "/v2/repository/index", b"{}", timeout)
-        .map_err(|e| target_err(ep, e))?;
+    let path = format!("/v2/models/{model}");
+    let (status, body) = request(ep, "GET", &path, b"", timeout).map_err(|e| target_err(ep, e))?;
     if status != 200 {
         return Err(target_err(
             ep,
-            format!(
-                "POST /v2/repository/index answered {status}: {}",
-                error_text(&body)
-            ),
+            format!("GET {path} answered {status}: {}", error_text(&body)),
         ));
     }
-    let rows: Vec<IndexRow> = serde_json::from_slice(&body)
-        .map_err(|e| target_err(ep, format!("unexpected repository index: {e}")))?;
-    let served: Vec<String> = rows
+    let meta: RoutingJson = serde_json::from_slice(&body)
+        .map_err(|e| target_err(ep, format!("GET {path}: unexpected metadata: {e}")))?;
+    let routing = meta.parameters.and_then(|p| p.routing).unwrap_or_default();
+    let role_of = |v: &str| {
+        routing
+            .iter()
+            .find(|(role, x)| x.as_str() == Some(v) && !role.ends_with("_weight"))
+            .map(|(role, _)| format!(" ({role})"))
+            .unwrap_or_default()
+    };
+    let served: Vec<String> = meta
+        .versions
         .iter()
-        .filter(|r| r.name == model && r.state == "READY")
-        .map(|r| {
-            format!(
-                "{}{}",
-                r.version.as_deref().unwrap_or("?"),
-                r.role
-                    .as_deref()
-                    .map(|x| format!(" ({x})"))
-                    .unwrap_or_default()
-            )
-        })
+        .map(|v| format!("{v}{}", role_of(v)))
         .collect();
-    rows.iter()
-        .find(|r| r.name == model && r.state == "READY" && r.role.as_deref() == Some(reference))
-        .and_then(|r| r.version.clone())
+    routing
+        .get(reference)
+        .and_then(|v| v.as_str())
+        .filter(|v| meta.versions.iter().any(|x| x == v))
+        .map(str::to_string)
         .ok_or_else(|| {
             target_err(
                 ep,

@@ -18,7 +18,7 @@ pub enum ConfigError {
 pub enum LoadtestError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The target answered the setup requests (model metadata, repository index) wrongly or not
+    /// The target answered the setup requests (model metadata, alias resolution) wrongly or not
     /// at all: the run cannot start, and a verdict is "could not judge".
     #[error("target {target}: {message}")]
     Target { target: String, message: String },

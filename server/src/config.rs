@@ -31,7 +31,7 @@ pub struct Cli {
     /// Online feature store for entity-keyed requests: a redb file path or `redis://host:port`.
     #[arg(long, env = "VANE_ONLINE_STORE")]
     pub online_store: Option<String>,
-    /// Bearer token required by the mutating repository endpoints (load/unload); without one
+    /// Bearer token required by the repository endpoints (index, load, unload); without one
     /// they answer 403.
     #[arg(long, env = "VANE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -67,6 +67,23 @@ pub struct Cli {
     /// beyond that samples are dropped (counted in vane_samples_dropped_total).
     #[arg(long, env = "VANE_SAMPLE_BUFFER_ROWS")]
     pub sample_buffer_rows: Option<usize>,
+    /// Longest a request body may take to arrive, in milliseconds (slower → 408).
+    #[arg(long, env = "VANE_BODY_READ_TIMEOUT_MS")]
+    pub body_read_timeout_ms: Option<u64>,
+    /// Most open client connections; beyond it the accept loop waits for one to close.
+    #[arg(long, env = "VANE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most inference requests being read, decoded or waiting for a result at once, over all
+    /// models; beyond it requests get 429 with Retry-After.
+    #[arg(long, env = "VANE_MAX_CONCURRENT_REQUESTS")]
+    pub max_concurrent_requests: Option<usize>,
+    /// Most online-store lookups in flight at once (each holds a blocking thread); beyond it
+    /// entity-keyed requests wait, up to the lookup deadline.
+    #[arg(long, env = "VANE_ONLINE_CONCURRENCY")]
+    pub online_concurrency: Option<usize>,
+    /// Deadline of one request's online-store lookups, in milliseconds (passed → 503).
+    #[arg(long, env = "VANE_ONLINE_TIMEOUT_MS")]
+    pub online_timeout_ms: Option<u64>,
     #[command(flatten)]
     pub model: ModelFlags,
 }
@@ -122,6 +139,11 @@ pub struct FileConfig {
     pub shutdown_grace_s: Option<u64>,
     pub monitor: Option<String>,
     pub sample_buffer_rows: Option<usize>,
+    pub body_read_timeout_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_concurrent_requests: Option<usize>,
+    pub online_concurrency: Option<usize>,
+    pub online_timeout_ms: Option<u64>,
     #[serde(default)]
     pub batching: PartialModelSettings,
     #[serde(default)]
@@ -257,6 +279,50 @@ impl ModelSettings {
     }
 }
 
+/// What one client, or all of them together, may hold of the server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Limits {
+    pub body_read_timeout: Duration,
+    pub max_connections: usize,
+    pub max_concurrent_requests: usize,
+    pub online_concurrency: usize,
+    pub online_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_concurrent_requests: 1024,
+            online_concurrency: 64,
+            online_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> Result<(), String> {
+        let positive = [
+            (
+                "body_read_timeout_ms",
+                self.body_read_timeout.as_millis() as usize,
+            ),
+            ("max_connections", self.max_connections),
+            ("max_concurrent_requests", self.max_concurrent_requests),
+            ("online_concurrency", self.online_concurrency),
+            (
+                "online_timeout_ms",
+                self.online_timeout.as_millis() as usize,
+            ),
+        ];
+        match positive.iter().find(|(_, v)| *v == 0) {
+            Some((name, _)) => Err(format!("{name} must be at least 1")),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The validated, effective configuration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Config {
@@ -275,6 +341,7 @@ pub struct Config {
     pub shutdown_grace_s: u64,
     /// Where sampled traffic goes; `None` = no sampling.
     pub sampler: Option<crate::sampler::SamplerOptions>,
+    pub limits: Limits,
     pub cores: usize,
     pub defaults: ModelSettings,
     pub models: BTreeMap<String, ModelSettings>,
@@ -352,10 +419,35 @@ impl Config {
                 .unwrap_or(8 << 20),
             shutdown_grace_s: cli.shutdown_grace_s.or(file.shutdown_grace_s).unwrap_or(30),
             sampler,
+            limits: Limits {
+                body_read_timeout: Duration::from_millis(
+                    cli.body_read_timeout_ms
+                        .or(file.body_read_timeout_ms)
+                        .unwrap_or(30_000),
+                ),
+                max_connections: cli
+                    .max_connections
+                    .or(file.max_connections)
+                    .unwrap_or(10_000),
+                max_concurrent_requests: cli
+                    .max_concurrent_requests
+                    .or(file.max_concurrent_requests)
+                    .unwrap_or(1024),
+                online_concurrency: cli
+                    .online_concurrency
+                    .or(file.online_concurrency)
+                    .unwrap_or(64),
+                online_timeout: Duration::from_millis(
+                    cli.online_timeout_ms
+                        .or(file.online_timeout_ms)
+                        .unwrap_or(1000),
+                ),
+            },
             cores,
             defaults,
             models,
         };
+        cfg.limits.validate()?;
         if cfg.max_body_bytes == 0 {
             return Err("max_body_bytes must be at least 1".into());
         }

@@ -26,6 +26,11 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("server overloaded: the queue of model {model:?} is full; retry shortly")]
     Overloaded { model: String, retry_after_s: u32 },
+    /// Too much in flight elsewhere than a model queue (admission, control); retry in 1 s.
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0}")]
     NotReady(String),
     #[error("{0}")]
@@ -44,7 +49,8 @@ impl ApiError {
             ApiError::MethodNotAllowed(..) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded { .. } | ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -55,7 +61,7 @@ impl ApiError {
     pub fn outcome(&self) -> Outcome {
         match self {
             ApiError::PayloadTooLarge(_) => Outcome::TooLarge,
-            ApiError::Overloaded { .. } => Outcome::Rejected,
+            ApiError::Overloaded { .. } | ApiError::Busy(_) => Outcome::Rejected,
             ApiError::DeadlineExceeded(_) => Outcome::Timeout,
             ApiError::Internal(_) | ApiError::NotReady(_) => Outcome::Error,
             _ => Outcome::BadRequest,
@@ -74,6 +80,9 @@ impl ApiError {
             ApiError::Overloaded { retry_after_s, .. } => {
                 builder = builder.header(header::RETRY_AFTER, retry_after_s.to_string());
             }
+            ApiError::Busy(_) => builder = builder.header(header::RETRY_AFTER, "1"),
+            // The rest of the body was never read: the connection cannot carry another request.
+            ApiError::RequestTimeout(_) => builder = builder.header(header::CONNECTION, "close"),
             ApiError::MethodNotAllowed(_, allow) => {
                 builder = builder.header(header::ALLOW, *allow);
             }
@@ -120,5 +129,11 @@ mod tests {
             ApiError::DeadlineExceeded("x".into()).status(),
             StatusCode::GATEWAY_TIMEOUT
         );
+        let r = ApiError::Busy("x".into()).into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+        let r = ApiError::RequestTimeout("x".into()).into_response();
+        assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(r.headers()[header::CONNECTION], "close");
     }
 }

@@ -18,10 +18,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::batcher::{Job, SubmitError};
 use crate::codec;
+use crate::config::Limits;
 use crate::error::ApiError;
 use crate::metrics::{Metrics, Outcome};
 use crate::model::{LoadedModel, LookupError, ModelTable, Routed};
@@ -35,8 +36,13 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// False until models are loaded; false again while shutting down.
     pub ready: AtomicBool,
-    /// Bearer token of the mutating repository endpoints; `None` disables them.
+    /// Bearer token of the repository endpoints; `None` disables them.
     admin_token: Option<String>,
+    pub limits: Limits,
+    /// Inference requests being read, decoded or awaited (`limits.max_concurrent_requests`).
+    admission: Arc<Semaphore>,
+    /// Online-store lookups in flight, each on a blocking thread (`limits.online_concurrency`).
+    online_slots: Arc<Semaphore>,
     /// The registry watcher, once started.
     pub control: OnceLock<crossbeam_channel::Sender<Command>>,
     /// The online feature store, when configured.
@@ -58,10 +64,21 @@ impl AppState {
             max_body_bytes,
             ready: AtomicBool::new(false),
             admin_token,
+            limits: Limits::default(),
+            admission: Arc::new(Semaphore::new(Limits::default().max_concurrent_requests)),
+            online_slots: Arc::new(Semaphore::new(Limits::default().online_concurrency)),
             control: OnceLock::new(),
             online: None,
             sampler: None,
         }
+    }
+
+    /// Replaces the default limits (before serving).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.admission = Arc::new(Semaphore::new(limits.max_concurrent_requests));
+        self.online_slots = Arc::new(Semaphore::new(limits.online_concurrency));
+        self.limits = limits;
+        self
     }
 }
 
@@ -84,7 +101,17 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30));
     tokio::pin!(shutdown);
+    // One permit per open connection: at the cap, the loop stops accepting (new clients wait
+    // in the kernel's backlog) until a connection closes.
+    let connections = Arc::new(Semaphore::new(state.limits.max_connections));
     loop {
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _peer)) => {
@@ -99,6 +126,7 @@ pub async fn serve(
                         if let Err(e) = conn.await {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
+                        drop(permit);
                     });
                 }
                 Err(e) => {
@@ -224,6 +252,7 @@ where
         }
         ["v2", "repository", "index"] => {
             post(&method)?;
+            authorize(state, req.headers())?;
             repository_index(state).await
         }
         [
@@ -303,7 +332,9 @@ fn lookup(
     }
 }
 
-/// Checks `Authorization: Bearer <token>` for the mutating repository endpoints.
+/// Checks `Authorization: Bearer <token>` for the repository endpoints (as Triton's
+/// `--http-restricted-api=model-repository:…` does): they make the server poll the registry
+/// and load or drop versions, which no anonymous client should trigger.
 fn authorize(state: &AppState, headers: &hyper::HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &state.admin_token else {
         return Err(ApiError::Forbidden(
@@ -331,18 +362,25 @@ fn authorize(state: &AppState, headers: &hyper::HeaderMap) -> Result<(), ApiErro
     }
 }
 
-fn control(state: &AppState) -> Result<&crossbeam_channel::Sender<Command>, ApiError> {
-    state
+/// Queues a command for the registry watcher without waiting: its queue is bounded.
+fn control(state: &AppState, cmd: Command) -> Result<(), ApiError> {
+    let tx = state
         .control
         .get()
-        .ok_or_else(|| ApiError::NotReady("the registry watcher is not running yet".into()))
+        .ok_or_else(|| ApiError::NotReady("the registry watcher is not running yet".into()))?;
+    tx.try_send(cmd).map_err(|e| match e {
+        crossbeam_channel::TrySendError::Full(_) => {
+            ApiError::Busy("the registry watcher has too many commands queued; retry".into())
+        }
+        crossbeam_channel::TrySendError::Disconnected(_) => {
+            ApiError::NotReady("the registry watcher has stopped".into())
+        }
+    })
 }
 
 async fn repository_index(state: &AppState) -> Result<Resp, ApiError> {
     let (tx, rx) = oneshot::channel();
-    control(state)?
-        .send(Command::Sync(Some(tx)))
-        .map_err(|_| ApiError::NotReady("the registry watcher has stopped".into()))?;
+    control(state, Command::Sync(Some(tx)))?;
     let index = rx
         .await
         .map_err(|_| ApiError::Internal("the registry watcher dropped the request".into()))?;
@@ -353,13 +391,10 @@ async fn repository_index(state: &AppState) -> Result<Resp, ApiError> {
 }
 
 async fn repository_change(state: &AppState, model: &str, action: &str) -> Result<Resp, ApiError> {
-    let gone = || ApiError::NotReady("the registry watcher has stopped".into());
     let dropped = || ApiError::Internal("the registry watcher dropped the request".into());
-    let tx = control(state)?;
     if action == "load" {
         let (reply, rx) = oneshot::channel();
-        tx.send(Command::Load(model.to_string(), reply))
-            .map_err(|_| gone())?;
+        control(state, Command::Load(model.to_string(), reply))?;
         let index = rx
             .await
             .map_err(|_| dropped())?
@@ -370,8 +405,7 @@ async fn repository_change(state: &AppState, model: &str, action: &str) -> Resul
         ))
     } else {
         let (reply, rx) = oneshot::channel();
-        tx.send(Command::Unload(model.to_string(), reply))
-            .map_err(|_| gone())?;
+        control(state, Command::Unload(model.to_string(), reply))?;
         rx.await
             .map_err(|_| dropped())?
             .map_err(ApiError::NotFound)?;
@@ -384,13 +418,22 @@ async fn repository_change(state: &AppState, model: &str, action: &str) -> Resul
 
 fn model_metadata(state: &AppState, model: &str, version: Option<&str>) -> Result<Resp, ApiError> {
     let m = lookup(state, model, version)?;
-    let versions: Vec<String> = state
-        .models
-        .load()
-        .models
-        .get(model)
+    let table = state.models.load();
+    let entry = table.models.get(model);
+    let versions: Vec<String> = entry
         .map(|e| e.versions.keys().map(u64::to_string).collect())
         .unwrap_or_default();
+    // Which version plays which role, so clients (the load tester) can resolve aliases
+    // without the repository API.
+    let routing = entry.map(|e| {
+        let r = &e.routing;
+        json!({
+            "champion": r.champion.to_string(),
+            "canary": r.canary.map(|(v, _)| v.to_string()),
+            "canary_weight": r.canary.map_or(0.0, |(_, w)| w),
+            "shadow": r.shadow.map(|v| v.to_string()),
+        })
+    });
     let sig = &m.signature;
     Ok(json_response(
         StatusCode::OK,
@@ -409,6 +452,7 @@ fn model_metadata(state: &AppState, model: &str, version: Option<&str>) -> Resul
                 "backend": m.backend,
                 "content_types": ["np", "pd"],
                 "features": sig.inputs,
+                "routing": routing,
             },
         }),
     ))
@@ -446,7 +490,25 @@ enum Api {
 const LINGER_BYTES: usize = 64 << 20;
 const LINGER_TIME: Duration = Duration::from_secs(2);
 
-async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Bytes, ApiError>
+/// Reads the whole body within `limits.body_read_timeout` (else 408) and `max_body_bytes`
+/// (else 413).
+async fn read_body<B>(state: &AppState, req: Request<B>) -> Result<Bytes, ApiError>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let timeout = state.limits.body_read_timeout;
+    tokio::time::timeout(timeout, read_body_within(req, state.max_body_bytes))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::RequestTimeout(format!(
+                "request body not received within {} ms (body_read_timeout_ms)",
+                timeout.as_millis()
+            )))
+        })
+}
+
+async fn read_body_within<B>(req: Request<B>, limit: usize) -> Result<Bytes, ApiError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -547,6 +609,13 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let t0 = Instant::now();
+    // Held while the body is read, decoded and scored: bounds the memory clients can pin.
+    let _admitted = state.admission.try_acquire().map_err(|_| {
+        ApiError::Busy(format!(
+            "server busy: {} inference requests in flight (max_concurrent_requests); retry shortly",
+            state.limits.max_concurrent_requests
+        ))
+    })?;
     let key = req
         .headers()
         .get("x-vane-route-key")
@@ -594,13 +663,33 @@ async fn fill_from_online_store(
     let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
-    let found = tokio::task::spawn_blocking(move || handle.read_views(&views, &ids, now_us))
+    // A slot bounds the blocking threads lookups hold; the slot travels with the thread, so
+    // a hung store costs at most `online_concurrency` threads and 503s past the deadline.
+    let limit = state.limits.online_timeout;
+    let slots = state.online_slots.clone();
+    let lookup = async move {
+        let slot = slots
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::NotReady("the online store is shutting down".into()))?;
+        tokio::task::spawn_blocking(move || {
+            let r = handle.read_views(&views, &ids, now_us);
+            drop(slot);
+            r
+        })
         .await
         .map_err(|_| ApiError::Internal("online store lookup panicked".into()))?
         .map_err(|e| match e {
             vane_online::StoreError::Unavailable(_) => ApiError::NotReady(e.to_string()),
             other => ApiError::Internal(other.to_string()),
-        })?;
+        })
+    };
+    let found = tokio::time::timeout(limit, lookup).await.map_err(|_| {
+        ApiError::NotReady(format!(
+            "the online store did not answer within {} ms (online_timeout_ms)",
+            limit.as_millis()
+        ))
+    })??;
     let width = m.signature.width();
     for (view, (schema, rows)) in spec.views.iter().zip(found) {
         let mut cols = Vec::with_capacity(view.features.len());
@@ -732,7 +821,7 @@ where
                 })?,
         ),
     };
-    let body = read_body(req, state.max_body_bytes).await?;
+    let body = read_body(state, req).await?;
     let mut decoded = match api {
         Api::V2 => codec::decode_infer(m, &body, json_len)?,
         Api::V1 => codec::decode_records(m, &body)?,

@@ -113,16 +113,29 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Connections the kernel completes and holds for `accept` (Linux caps it at `somaxconn`):
+/// they wait there while the server is at `--max-connections`, so bursts are not refused.
+const LISTEN_BACKLOG: u32 = 1024;
+
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Binds, prints `listening on http://ADDR` on stdout, loads models (health answers
 /// meanwhile; readiness turns true once they are loaded), then serves until SIGTERM/SIGINT
 /// while a watcher thread keeps the routes in line with the registry.
 pub async fn run(cfg: Config) -> Result<(), StartError> {
-    let listener = tokio::net::TcpListener::bind(cfg.addr)
-        .await
-        .map_err(|source| StartError::Bind {
-            addr: cfg.addr,
-            source,
-        })?;
+    let listener = bind(cfg.addr).map_err(|source| StartError::Bind {
+        addr: cfg.addr,
+        source,
+    })?;
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Internal(e.to_string()))?;
@@ -131,7 +144,8 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         Arc::new(Metrics::new()),
         cfg.max_body_bytes,
         cfg.admin_token.clone(),
-    );
+    )
+    .with_limits(cfg.limits.clone());
     if let Some(spec) = &cfg.online_store {
         app.online = Some(Arc::new(online::OnlineHandle::new(spec.clone())));
     }
@@ -223,8 +237,10 @@ async fn reload_on_sighup(control: crossbeam_channel::Sender<watcher::Command>) 
     };
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: polling the registry");
-        if control.send(watcher::Command::Sync(None)).is_err() {
-            return;
+        match control.try_send(watcher::Command::Sync(None)) {
+            // Full: syncs are already queued, and they are coalesced.
+            Ok(()) | Err(crossbeam_channel::TrySendError::Full(_)) => {}
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => return,
         }
     }
 }

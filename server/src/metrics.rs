@@ -43,6 +43,9 @@ impl Outcome {
     }
 }
 
+/// The `outcome` values of `vane_shadow_requests_total`.
+pub const SHADOW_OUTCOMES: [&str; 3] = ["success", "rejected", "error"];
+
 /// Latency buckets: 10 µs doubling to ~2.6 s.
 fn latency_buckets() -> Vec<f64> {
     prometheus::exponential_buckets(10e-6, 2.0, 19).expect("valid buckets")
@@ -73,6 +76,9 @@ pub struct Metrics {
     monitor_connected: prometheus::IntGauge,
     /// Role series currently set per model, so a route change can remove stale ones.
     roles_set: std::sync::Mutex<std::collections::HashMap<String, Vec<(String, &'static str)>>>,
+    /// Loaded instances per (model, version): a version reloaded while its old instance is
+    /// still draining keeps its series until the last instance goes.
+    live: std::sync::Mutex<std::collections::HashMap<(String, String), usize>>,
 }
 
 impl Default for Metrics {
@@ -260,6 +266,7 @@ impl Metrics {
             samples_dropped,
             monitor_connected,
             roles_set: Default::default(),
+            live: Default::default(),
         }
     }
 
@@ -312,15 +319,21 @@ impl Metrics {
         }
     }
 
-    /// Publishes which loaded version plays which role (per mille of default traffic).
-    pub fn set_roles(&self, model: &str, routing: &crate::model::Routing) {
-        // Drop this model's previous role series first; only current roles remain.
+    /// Drops the role series of a model that is no longer served.
+    pub fn forget_roles(&self, model: &str) {
         let mut set = self.roles_set.lock().unwrap_or_else(|p| p.into_inner());
         for (version, role) in set.remove(model).unwrap_or_default() {
             let _ = self
                 .model_role
                 .remove_label_values(&[model, version.as_str(), role]);
         }
+    }
+
+    /// Publishes which loaded version plays which role (per mille of default traffic).
+    pub fn set_roles(&self, model: &str, routing: &crate::model::Routing) {
+        // Drop this model's previous role series first; only current roles remain.
+        self.forget_roles(model);
+        let mut set = self.roles_set.lock().unwrap_or_else(|p| p.into_inner());
         let mut now = Vec::new();
         let canary_share = routing.canary.map_or(0.0, |(_, w)| w);
         let champion = routing.champion.to_string();
@@ -345,17 +358,58 @@ impl Metrics {
         set.insert(model.to_string(), now);
     }
 
-    /// Drops the per-version gauges of a version that is no longer loaded.
+    /// Drops every series of a version that is no longer loaded, so the exposition does not
+    /// grow with each hot swap (its counters end; `rate()` over them stops, as it should).
     pub fn forget_version(&self, model: &str, version: &str, backend: &str) {
+        {
+            let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+            let key = (model.to_string(), version.to_string());
+            match live.get_mut(&key) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    return;
+                }
+                _ => {
+                    live.remove(&key);
+                }
+            }
+        }
+        let mv = [model, version];
         let _ = self
             .model_info
             .remove_label_values(&[model, version, backend]);
-        let _ = self.queue_depth.remove_label_values(&[model, version]);
-        let _ = self.queue_capacity.remove_label_values(&[model, version]);
+        let _ = self.queue_depth.remove_label_values(&mv);
+        let _ = self.queue_capacity.remove_label_values(&mv);
+        for o in Outcome::ALL {
+            let _ = self
+                .requests
+                .remove_label_values(&[model, version, o.label()]);
+        }
+        for h in [
+            &self.request_duration,
+            &self.queue_duration,
+            &self.compute_duration,
+            &self.batch_rows,
+            &self.shadow_abs_diff,
+        ] {
+            let _ = h.remove_label_values(&mv);
+        }
+        let _ = self.cancelled.remove_label_values(&mv);
+        for outcome in SHADOW_OUTCOMES {
+            let _ = self
+                .shadow_requests
+                .remove_label_values(&[model, version, outcome]);
+        }
     }
 
     /// Handles for one model version, resolved once so the hot path does no label lookups.
     pub fn for_model(&self, model: &str, version: &str, backend: &str) -> ModelMetrics {
+        *self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((model.to_string(), version.to_string()))
+            .or_default() += 1;
         let lv = [model, version];
         self.model_info
             .with_label_values(&[model, version, backend])

@@ -20,6 +20,10 @@ use crate::model::{LoadedModel, ModelEntry, ModelTable, Routing};
 /// Failed versions are retried after this long (or when the registry points elsewhere).
 const RETRY_AFTER: Duration = Duration::from_secs(30);
 
+/// Commands the watcher's queue holds; a sender finding it full gets a busy answer (syncs
+/// queued together are coalesced into one pass, so this is only reached under abuse).
+pub const CONTROL_QUEUE: usize = 16;
+
 /// Requests to the watcher thread.
 pub enum Command {
     /// Poll the registry now; answer with the resulting index.
@@ -174,9 +178,10 @@ impl Watcher {
         }
     }
 
-    /// Runs on its own thread until every command sender is gone.
+    /// Runs on its own thread until every command sender is gone. The command queue is
+    /// bounded ([`CONTROL_QUEUE`]): senders use `try_send` and refuse when it is full.
     pub fn spawn(mut self) -> std::io::Result<Sender<Command>> {
-        let (tx, rx) = crossbeam_channel::unbounded();
+        let (tx, rx) = crossbeam_channel::bounded(CONTROL_QUEUE);
         std::thread::Builder::new()
             .name("vane-watcher".into())
             .spawn(move || self.run(rx))?;
@@ -203,40 +208,67 @@ impl Watcher {
                     let _ = self.sync(false);
                 }
                 Some(Command::Sync(reply)) => {
+                    // Every sync request queued meanwhile is answered by this one pass.
+                    let mut replies: Vec<_> = reply.into_iter().collect();
+                    let mut others = Vec::new();
+                    for c in rx.try_iter() {
+                        match c {
+                            Command::Sync(r) => replies.extend(r),
+                            other => others.push(other),
+                        }
+                    }
                     let _ = self.sync(false);
-                    if let Some(r) = reply {
-                        let _ = r.send(self.index());
+                    if !replies.is_empty() {
+                        let index = self.index();
+                        for r in replies {
+                            let _ = r.send(index.clone());
+                        }
+                    }
+                    for c in others {
+                        self.handle(c);
                     }
                 }
-                Some(Command::Load(model, reply)) => {
-                    self.unloaded.remove(&model);
-                    // Forget failures so an operator's load retries at once.
-                    self.failures.retain(|(m, _), _| *m != model);
-                    let r = match self.sync_model(&model, false) {
-                        Ok(()) if self.state.models.load().models.contains_key(&model) => {
-                            Ok(self.index())
-                        }
-                        Ok(()) => Err(self
-                            .index()
-                            .into_iter()
-                            .find(|s| s.name == model && !s.reason.is_empty())
-                            .map(|s| s.reason)
-                            .unwrap_or_else(|| format!("model {model:?} could not be loaded"))),
-                        Err(e) => Err(e.to_string()),
-                    };
-                    let _ = reply.send(r);
+                Some(c) => self.handle(c),
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Sync(reply) => {
+                let _ = self.sync(false);
+                if let Some(r) = reply {
+                    let _ = r.send(self.index());
                 }
-                Some(Command::Unload(model, reply)) => {
-                    let r = if self.state.models.load().models.contains_key(&model) {
-                        self.unloaded.insert(model.clone());
-                        self.remove(&model);
-                        tracing::info!(model = %model, "model unloaded on request");
-                        Ok(())
-                    } else {
-                        Err(format!("model {model:?} is not loaded"))
-                    };
-                    let _ = reply.send(r);
-                }
+            }
+            Command::Load(model, reply) => {
+                self.unloaded.remove(&model);
+                // Forget failures so an operator's load retries at once.
+                self.failures.retain(|(m, _), _| *m != model);
+                let r = match self.sync_model(&model, false) {
+                    Ok(()) if self.state.models.load().models.contains_key(&model) => {
+                        Ok(self.index())
+                    }
+                    Ok(()) => Err(self
+                        .index()
+                        .into_iter()
+                        .find(|s| s.name == model && !s.reason.is_empty())
+                        .map(|s| s.reason)
+                        .unwrap_or_else(|| format!("model {model:?} could not be loaded"))),
+                    Err(e) => Err(e.to_string()),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Unload(model, reply) => {
+                let r = if self.state.models.load().models.contains_key(&model) {
+                    self.unloaded.insert(model.clone());
+                    self.remove(&model);
+                    tracing::info!(model = %model, "model unloaded on request");
+                    Ok(())
+                } else {
+                    Err(format!("model {model:?} is not loaded"))
+                };
+                let _ = reply.send(r);
             }
         }
     }
@@ -288,6 +320,7 @@ impl Watcher {
             t.models.remove(model);
             t
         });
+        self.state.metrics.forget_roles(model);
     }
 
     fn load(

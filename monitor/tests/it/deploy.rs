@@ -182,13 +182,26 @@ fn rules_and_dashboards_use_only_exported_metrics_and_pass_promtool() {
             "0",
             "--monitor",
             &monitor.ingest,
+            "--admin-token",
+            "t0ken",
         ],
     );
+    let sync = || {
+        let (status, _, body) = crate::util::http_with(
+            &server.addr,
+            "POST",
+            "/v2/repository/index",
+            "authorization: Bearer t0ken\r\n",
+            b"{}",
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+    };
     set_canary(&reg, "credit-risk", v2, 0.0, true).unwrap();
-    http(&server.addr, "POST", "/v2/repository/index", b"{}").unwrap();
+    sync();
     let v3 = publish(&reg, "credit-risk", b"not an onnx graph".to_vec());
     set_canary(&reg, "credit-risk", v3, 0.5, false).unwrap();
-    http(&server.addr, "POST", "/v2/repository/index", b"{}").unwrap();
+    sync();
 
     let rows = credit::sample_rows(10, 3);
     let body = serde_json::to_vec(&json!({"inputs": [{"name": "input", "shape": [10, credit::N_FEATURES], "datatype": "FP32", "data": rows}]})).unwrap();

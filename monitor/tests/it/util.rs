@@ -186,12 +186,23 @@ pub type Exchange = (u16, Vec<(String, String)>, String);
 
 /// A minimal blocking HTTP/1.1 exchange.
 pub fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> std::io::Result<Exchange> {
+    http_with(addr, method, path, "", body)
+}
+
+/// [`http`] with extra header lines (`"name: value\r\n"` each).
+pub fn http_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> std::io::Result<Exchange> {
     use std::io::Write;
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\n\r\n",
         body.len()
     )?;
     s.write_all(body)?;

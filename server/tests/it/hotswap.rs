@@ -66,7 +66,7 @@ pub(crate) fn registry(n: u64) -> (tempfile::TempDir, DirRegistry) {
 
 /// Polls the registry now (POST /v2/repository/index returns after the sync).
 pub(crate) fn sync(server: &Server) -> Value {
-    let (status, _, index) = server.json("POST", "/v2/repository/index", &json!({}));
+    let (status, index) = server.sync();
     assert_eq!(status, StatusCode::OK, "{index}");
     index
 }
@@ -528,10 +528,13 @@ fn unreachable_registry_keeps_serving() {
 #[test]
 fn repository_api_needs_a_bearer_token_and_sighup_polls() {
     let (dir, reg) = registry(2);
-    let open = Server::start(
+    let open = Server::start_with(
         dir.path(),
         &["--backend", "tract", "--poll-interval-ms", "0"],
+        &[("VANE_ADMIN_TOKEN", "")],
     );
+    let (status, body) = open.sync();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, _, body) = open.json(
         "POST",
         "/v2/repository/models/credit-risk/unload",

@@ -3,6 +3,7 @@
 mod bad_input;
 mod binary;
 mod foreign;
+mod hardening;
 mod hotswap;
 mod lifecycle;
 mod mlflow;

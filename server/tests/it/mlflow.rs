@@ -6,7 +6,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hyper::StatusCode;
-use serde_json::json;
 use vane_models::credit;
 use vane_registry::{
     MlflowRegistry, PublishRequest, RegistryWriter, RemoteOptions, promote, set_canary,
@@ -166,13 +165,13 @@ fn server_follows_an_mlflow_registry() {
 
     // A full canary, then promotion, both read from MLflow.
     set_canary(&reg, "credit-risk", 2, 1.0, false).unwrap();
-    let (status, _, _) = server.json("POST", "/v2/repository/index", &json!({}));
+    let (status, _) = server.sync();
     assert_eq!(status, StatusCode::OK);
     let (v, p) = answer(&server);
     assert_eq!(v, "2");
     assert!((p - expected[1]).abs() < 1e-5);
     promote(&reg, "credit-risk").unwrap();
-    server.json("POST", "/v2/repository/index", &json!({}));
+    assert_eq!(server.sync().0, StatusCode::OK);
     let (_, _, meta) = server.get("/v2/models/credit-risk");
     assert_eq!(meta["parameters"]["version"], "2");
     // The server kept verified copies in its cache.

@@ -39,7 +39,7 @@ fn now_us() -> i64 {
 }
 
 /// The example LR, published with an online spec: 14 inputs come from two views.
-fn registry() -> tempfile::TempDir {
+pub(crate) fn entity_registry() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let reg = DirRegistry::create(dir.path()).unwrap();
     let mut sig = credit::signature();
@@ -125,7 +125,7 @@ fn materialize(path: &std::path::Path, records: &[serde_json::Map<String, Value>
 }
 
 /// The request-time inputs of `records` plus `applicant_id`.
-fn keyed_request(ids: &[i64], records: &[serde_json::Map<String, Value>]) -> Value {
+pub(crate) fn keyed_request(ids: &[i64], records: &[serde_json::Map<String, Value>]) -> Value {
     let mut req = feature_request(records);
     let inputs = req["inputs"].as_array_mut().unwrap();
     inputs.retain(|i| {
@@ -140,7 +140,7 @@ fn keyed_request(ids: &[i64], records: &[serde_json::Map<String, Value>]) -> Val
 
 #[test]
 fn entity_keyed_requests_score_like_full_ones() {
-    let reg = registry();
+    let reg = entity_registry();
     let records = credit::sample_records(6, 17);
     let store_dir = tempfile::tempdir().unwrap();
     let store = store_dir.path().join("online.redb");
@@ -244,7 +244,7 @@ fn entity_keyed_requests_score_like_full_ones() {
 
 #[test]
 fn an_unreachable_online_store_is_a_503_and_the_server_stays_up() {
-    let reg = registry();
+    let reg = entity_registry();
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -277,7 +277,7 @@ fn an_unreachable_online_store_is_a_503_and_the_server_stays_up() {
 /// (`annual_income`, column 0) must give the score of the full request.
 #[test]
 fn entity_keyed_scores_do_not_depend_on_the_order_of_inputs() {
-    let reg = registry();
+    let reg = entity_registry();
     let all = credit::sample_records(6, 23);
     let store_dir = tempfile::tempdir().unwrap();
     let store = store_dir.path().join("online.redb");

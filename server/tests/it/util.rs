@@ -21,9 +21,15 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_vane-server");
 /// A running server process; SIGKILLed on drop if still alive.
 pub struct Server {
     pub addr: SocketAddr,
+    /// The bearer token of the repository API (`--admin-token`, or [`ADMIN_TOKEN`] set
+    /// through the environment unless the test overrides `VANE_ADMIN_TOKEN`).
+    pub admin_token: String,
     child: Child,
     stderr: Arc<Mutex<String>>,
 }
+
+/// The admin token test servers get by default.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 /// Path of ONNX Runtime's library, or `None` (with a printed reason) when it is absent and
 /// the run does not require it. `VANE_REQUIRE_ORT=1` (set by the README test command and CI)
@@ -67,7 +73,19 @@ impl Server {
 
     fn spawn_with(registry: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(BIN);
+        cmd.env("VANE_ADMIN_TOKEN", ADMIN_TOKEN);
         cmd.envs(env.iter().copied());
+        let admin_token = args
+            .iter()
+            .position(|a| *a == "--admin-token")
+            .and_then(|i| args.get(i + 1).copied())
+            .or_else(|| {
+                env.iter()
+                    .find(|(k, _)| *k == "VANE_ADMIN_TOKEN")
+                    .map(|(_, v)| *v)
+            })
+            .unwrap_or(ADMIN_TOKEN)
+            .to_string();
         cmd.arg("--registry")
             .arg(registry)
             .args(["--addr", "127.0.0.1:0"])
@@ -111,6 +129,7 @@ impl Server {
         });
         Server {
             addr,
+            admin_token,
             child,
             stderr,
         }
@@ -166,6 +185,20 @@ impl Server {
     pub fn json(&self, method: &str, path: &str, body: &Value) -> (StatusCode, HeaderMap, Value) {
         let bytes = serde_json::to_vec(body).unwrap();
         block_on(send(self.addr, method, path, &[], bytes))
+    }
+
+    /// `POST /v2/repository/index` with the admin token: polls the registry now and returns
+    /// the index once the sync is done.
+    pub fn sync(&self) -> (StatusCode, Value) {
+        let auth = format!("Bearer {}", self.admin_token);
+        let (status, _, body) = block_on(send(
+            self.addr,
+            "POST",
+            "/v2/repository/index",
+            &[("authorization", auth.as_str())],
+            b"{}".to_vec(),
+        ));
+        (status, body)
     }
 
     pub fn get(&self, path: &str) -> (StatusCode, HeaderMap, Value) {
