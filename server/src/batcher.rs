@@ -10,10 +10,21 @@
 //! mates, and only while it helps: while requests arrive faster than the fixed cost of one
 //! backend call (measured at start), so that waiting one arrival gap is cheaper than the call
 //! it saves. It never waits past `max_queue_delay` after the oldest job was enqueued.
+//!
+//! **Inline fast path (flat combining)** for cheap models — one call at batch 1 measured below
+//! `inline_max_call` at start: the sessions are shared behind try-locks instead of owned by
+//! worker threads. A request pushes its job and, through [`Batcher::submit_and_run`], tries to
+//! become the *combiner*: the thread that takes a free session runs everything queued at that
+//! moment (its own job and the others') as one batch, on its own thread, and answers the others
+//! through their oneshots. So a lone request pays no thread hop, and under load batches form
+//! with no wake-ups. The HTTP path queues first and yields once before combining
+//! ([`Batcher::submit_deferred`], [`Batcher::run_queued`]), so that requests the same runtime
+//! thread has already read join the batch. A combiner runs at most a few batches (a small time budget) before it
+//! hands the rest to a helper thread, so a tokio worker is never held for long.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,7 +40,17 @@ pub struct BatchConfig {
     pub max_batch_rows: usize,
     pub max_queue_delay: Duration,
     pub queue_capacity: usize,
+    /// Run on the calling thread (flat combining) when one call at batch 1 costs less than
+    /// this; zero turns the inline path off.
+    pub inline_max_call: Duration,
 }
+
+/// Most batches one inline combiner runs before handing the rest to the helper thread.
+const INLINE_BATCHES: usize = 4;
+/// Longest one inline combiner keeps its (tokio) thread.
+const INLINE_BUDGET: Duration = Duration::from_micros(200);
+/// The helper's safety-net poll: a job is never stranded longer than this.
+const HELPER_POLL: Duration = Duration::from_millis(5);
 
 /// One request's rows on their way to a worker.
 pub struct Job {
@@ -86,6 +107,24 @@ pub struct Batcher {
     workers: Vec<JoinHandle<()>>,
     width: usize,
     shared: Arc<Shared>,
+    /// Set for cheap models: the shared sessions of the inline path.
+    inline: Option<Arc<Inline>>,
+}
+
+/// One shared session of the inline path, with its batch buffers.
+struct Slot {
+    session: Box<dyn Session>,
+    buf: Vec<f32>,
+    batch: Vec<Job>,
+}
+
+/// The inline path's state: shared sessions and the helper thread that takes over from a
+/// combiner out of budget (or jobs submitted without one).
+struct Inline {
+    ctx: WorkerCtx,
+    slots: Vec<Mutex<Slot>>,
+    helper: OnceLock<std::thread::Thread>,
+    closed: AtomicBool,
 }
 
 /// State the submitters and workers share.
@@ -152,7 +191,8 @@ impl Batcher {
             s.predict(&vec![0.0; width], 1)?;
             sessions.push(s);
         }
-        let call_overhead_ns = measure_call_overhead(&mut *sessions[0], width, cfg.max_batch_rows)?;
+        let (call_overhead_ns, one_ns) =
+            measure_call_overhead(&mut *sessions[0], width, cfg.max_batch_rows)?;
         let shared = Arc::new(Shared {
             idle: AtomicUsize::new(0),
             epoch: Instant::now(),
@@ -160,6 +200,42 @@ impl Batcher {
             arrival_gap_ns: AtomicU64::new(0),
             call_overhead_ns,
         });
+        if one_ns < cfg.inline_max_call.as_nanos() as u64 {
+            let inline = Arc::new(Inline {
+                ctx: WorkerCtx {
+                    rx,
+                    engine,
+                    cfg,
+                    shared: shared.clone(),
+                    observer,
+                },
+                slots: sessions
+                    .into_iter()
+                    .map(|session| {
+                        Mutex::new(Slot {
+                            session,
+                            buf: Vec::new(),
+                            batch: Vec::new(),
+                        })
+                    })
+                    .collect(),
+                helper: OnceLock::new(),
+                closed: AtomicBool::new(false),
+            });
+            let core = inline.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("vane-{name}-helper"))
+                .spawn(move || core.helper_loop())
+                .map_err(|e| BackendError::Load(format!("cannot spawn helper thread: {e}")))?;
+            let _ = inline.helper.set(handle.thread().clone());
+            return Ok(Self {
+                tx: Some(tx),
+                workers: vec![handle],
+                width,
+                shared,
+                inline: Some(inline),
+            });
+        }
         let mut workers = Vec::with_capacity(sessions.len());
         for (i, session) in sessions.into_iter().enumerate() {
             let ctx = WorkerCtx {
@@ -180,7 +256,13 @@ impl Batcher {
             workers,
             width,
             shared,
+            inline: None,
         })
+    }
+
+    /// Whether requests run on the calling thread when a session is free.
+    pub fn is_inline(&self) -> bool {
+        self.inline.is_some()
     }
 
     /// Fixed cost of one backend call measured at start (what batching amortizes).
@@ -188,8 +270,49 @@ impl Batcher {
         Duration::from_nanos(self.shared.call_overhead_ns)
     }
 
-    /// Queues a job without blocking.
+    /// Queues a job without blocking; a worker (or the inline path's helper) runs it.
     pub fn submit(&self, job: Job) -> Result<(), SubmitError> {
+        self.push(job)?;
+        if let Some(inline) = &self.inline {
+            inline.wake_helper();
+        }
+        Ok(())
+    }
+
+    /// Queues a job and, on the inline path, runs what is queued on this thread if a session
+    /// is free (the job's answer is then ready when this returns). Never blocks: when every
+    /// session is busy, their holders run the job.
+    pub fn submit_and_run(&self, job: Job) -> Result<(), SubmitError> {
+        self.push(job)?;
+        if let Some(inline) = &self.inline {
+            // Pairs with the combiner's fence after it releases a session (see `combine`).
+            fence(Ordering::SeqCst);
+            inline.combine(true);
+        }
+        Ok(())
+    }
+
+    /// Queues a job for the inline path without running it: the caller lets other requests
+    /// queue theirs (an async task yields), then calls [`Batcher::run_queued`], which runs them
+    /// all as one batch. Without the inline path this is [`Batcher::submit`].
+    pub fn submit_deferred(&self, job: Job) -> Result<(), SubmitError> {
+        if self.inline.is_none() {
+            return self.submit(job);
+        }
+        self.push(job)
+    }
+
+    /// Runs what is queued on this thread if a session is free (inline path only). A job
+    /// queued with [`Batcher::submit_deferred`] whose submitter never comes here is still run:
+    /// by the next combiner or, within [`HELPER_POLL`], by the helper.
+    pub fn run_queued(&self) {
+        if let Some(inline) = &self.inline {
+            fence(Ordering::SeqCst);
+            inline.combine(true);
+        }
+    }
+
+    fn push(&self, job: Job) -> Result<(), SubmitError> {
         debug_assert_eq!(job.input.len(), job.rows * self.width);
         self.shared.note_arrival();
         match &self.tx {
@@ -210,6 +333,9 @@ impl Batcher {
     /// call it off the async runtime.
     pub fn shutdown(&mut self) {
         self.tx.take();
+        if let Some(inline) = &self.inline {
+            inline.close();
+        }
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
@@ -220,16 +346,19 @@ impl Drop for Batcher {
     fn drop(&mut self) {
         // Closing the channel lets the detached workers drain and exit on their own.
         self.tx.take();
+        if let Some(inline) = &self.inline {
+            inline.close();
+        }
     }
 }
 
 /// Fixed cost of one call: from the best of a few runs at 1 row and at a full batch, the
-/// intercept of the line through them.
+/// intercept of the line through them; and the cost of one call at 1 row (both in ns).
 fn measure_call_overhead(
     session: &mut dyn Session,
     width: usize,
     max_rows: usize,
-) -> Result<u64, BackendError> {
+) -> Result<(u64, u64), BackendError> {
     let big = max_rows.clamp(2, 64);
     let input = vec![0.0f32; big * width];
     let mut best = |rows: usize| -> Result<u64, BackendError> {
@@ -244,7 +373,115 @@ fn measure_call_overhead(
     let one = best(1)?;
     let many = best(big)?;
     let per_row = many.saturating_sub(one) / (big as u64 - 1);
-    Ok(one.saturating_sub(per_row))
+    Ok((one.saturating_sub(per_row), one))
+}
+
+impl Inline {
+    fn wake_helper(&self) {
+        if let Some(t) = self.helper.get() {
+            t.unpark();
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake_helper();
+    }
+
+    /// Flat combining: takes a free session and runs what is queued. `budgeted` (a request's
+    /// thread): at most [`INLINE_BATCHES`] batches or [`INLINE_BUDGET`], then the helper is
+    /// woken for the rest.
+    fn combine(&self, budgeted: bool) -> bool {
+        let mut ran = false;
+        loop {
+            let mut held = false;
+            let mut out_of_budget = false;
+            for slot in &self.slots {
+                let mut slot = match slot.try_lock() {
+                    Ok(g) => g,
+                    // A panic is caught inside `execute`; the slot's state is still sound.
+                    Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                    Err(std::sync::TryLockError::WouldBlock) => continue,
+                };
+                held = true;
+                let start = Instant::now();
+                let mut batches = 0;
+                while self.run_batch(&mut slot) {
+                    ran = true;
+                    batches += 1;
+                    if budgeted && (batches >= INLINE_BATCHES || start.elapsed() >= INLINE_BUDGET) {
+                        out_of_budget = true;
+                        break;
+                    }
+                }
+                break;
+            }
+            // Pairs with the fence after a push: either this thread sees the job pushed while
+            // it held the session, or the pusher's try_lock sees the session free (Dekker).
+            fence(Ordering::SeqCst);
+            if self.ctx.rx.is_empty() {
+                return ran;
+            }
+            if !held || out_of_budget {
+                // Busy sessions: their holders re-check the queue after releasing. Out of
+                // budget: the helper continues on its own thread.
+                if out_of_budget {
+                    self.wake_helper();
+                }
+                return ran;
+            }
+        }
+    }
+
+    /// Runs one batch of what is queued; false when nothing was.
+    fn run_batch(&self, slot: &mut Slot) -> bool {
+        let max_rows = self.ctx.cfg.max_batch_rows.max(1);
+        let mut rows = 0;
+        let Slot {
+            session,
+            buf,
+            batch,
+        } = slot;
+        let now = Instant::now();
+        while rows < max_rows {
+            let Ok(j) = self.ctx.rx.try_recv() else {
+                break;
+            };
+            let Some(j) = admit(j, now, &*self.ctx.observer) else {
+                continue;
+            };
+            rows += j.rows;
+            batch.push(j);
+            // A job that overflows the batch still runs in it: leaving it behind would need a
+            // carry slot every combiner checks; max_request_rows bounds the overshoot.
+        }
+        if batch.is_empty() {
+            return false;
+        }
+        for j in batch.iter() {
+            self.ctx
+                .observer
+                .job_started(now.saturating_duration_since(j.enqueued));
+        }
+        execute(&self.ctx, session, buf, batch, now);
+        true
+    }
+
+    fn helper_loop(&self) {
+        loop {
+            if self.ctx.rx.is_empty() {
+                if self.closed.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::park_timeout(HELPER_POLL);
+                continue;
+            }
+            if !self.combine(false) {
+                // Every session is busy; its holder runs the queue.
+                std::thread::park_timeout(HELPER_POLL);
+            }
+        }
+    }
 }
 
 /// Drops jobs whose client went away or whose deadline passed; returns the rest.
@@ -380,6 +617,18 @@ fn execute(
     let compute = t0.elapsed();
     ctx.observer.batch_done(batch.len(), rows, compute);
     match result {
+        Ok(outputs) if batch.len() == 1 => {
+            // A job alone in its batch owns the outputs: moved, not sliced and copied.
+            if let Some(j) = batch.pop() {
+                let _ = j.reply.send(Ok(JobOutput {
+                    outputs,
+                    queue: started.saturating_duration_since(j.enqueued),
+                    compute,
+                    batch_rows: rows,
+                    input: j.input,
+                }));
+            }
+        }
         Ok(outputs) => {
             let mut offset = 0;
             for j in batch.drain(..) {
@@ -477,6 +726,7 @@ mod tests {
             max_batch_rows: max_rows,
             max_queue_delay: Duration::from_micros(delay_us),
             queue_capacity: cap,
+            inline_max_call: Duration::ZERO,
         }
     }
 
@@ -764,5 +1014,111 @@ mod tests {
             }
             b.shutdown();
         }
+    }
+
+    fn inline_cfg(workers: usize, max_rows: usize) -> BatchConfig {
+        BatchConfig {
+            inline_max_call: Duration::from_secs(1),
+            ..cfg(workers, max_rows, 500, 4096)
+        }
+    }
+
+    #[test]
+    fn inline_path_answers_on_the_calling_thread() {
+        let mut b = Batcher::start(
+            "i",
+            Arc::new(SumEngine::new(3, -1.0)),
+            3,
+            inline_cfg(1, 8),
+            Arc::new(NoopObserver),
+        )
+        .unwrap();
+        assert!(b.is_inline());
+        let (j, mut rx) = job(2, 3, 1.0);
+        assert!(b.submit_and_run(j).is_ok());
+        // Ready without waiting: this thread ran it.
+        let out = rx.try_recv().expect("answered inline").unwrap();
+        assert_eq!(
+            out.outputs[0].data.as_f32().unwrap(),
+            &expected(2, 3, 1.0)[..]
+        );
+        // A plain submit is run by the helper thread.
+        let (j, rx) = job(1, 3, 5.0);
+        assert!(b.submit(j).is_ok());
+        let out = rx.blocking_recv().unwrap().unwrap();
+        assert_eq!(
+            out.outputs[0].data.as_f32().unwrap(),
+            &expected(1, 3, 5.0)[..]
+        );
+        b.shutdown();
+        // A costly model stays on worker threads.
+        let b = Batcher::start(
+            "w",
+            Arc::new(SumEngine::new(3, -1.0)),
+            3,
+            cfg(1, 8, 500, 16),
+            Arc::new(NoopObserver),
+        )
+        .unwrap();
+        assert!(!b.is_inline());
+    }
+
+    #[test]
+    fn concurrent_combiners_answer_every_job_and_form_batches() {
+        let obs = Arc::new(Counting::default());
+        let width = 4;
+        let b = Arc::new(
+            Batcher::start(
+                "c",
+                Arc::new(SumEngine::new(width, -7.0)),
+                width,
+                inline_cfg(1, 16),
+                obs.clone(),
+            )
+            .unwrap(),
+        );
+        let threads: Vec<_> = (0..6)
+            .map(|t| {
+                let b = b.clone();
+                std::thread::spawn(move || {
+                    let mut pending = Vec::new();
+                    for i in 0..400 {
+                        let seed = if i % 97 == 13 {
+                            -7.0
+                        } else {
+                            (t * 1000 + i) as f32
+                        };
+                        let rows = 1 + i % 3;
+                        let (j, rx) = job(rows, width, seed);
+                        let r = if i % 10 == 0 {
+                            b.submit(j)
+                        } else {
+                            b.submit_and_run(j)
+                        };
+                        assert!(r.is_ok());
+                        pending.push((seed, rows, rx));
+                    }
+                    for (seed, rows, rx) in pending {
+                        let r = rx.blocking_recv().expect("every job is answered");
+                        if seed == -7.0 {
+                            assert!(r.is_err());
+                        } else {
+                            let out = r.unwrap();
+                            assert_eq!(
+                                out.outputs[0].data.as_f32().unwrap(),
+                                &expected(rows, width, seed)[..]
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let batches = obs.batches.load(Ordering::SeqCst);
+        assert!(obs.rows.load(Ordering::SeqCst) >= 6 * 400, "every row ran");
+        // Six threads contend for one session: combiners run others' jobs with their own.
+        assert!(batches < 6 * 400, "{batches} batches for 2 400 jobs");
     }
 }

@@ -119,6 +119,10 @@ pub struct ModelFlags {
     /// (default 100 when --monitor is set).
     #[arg(long, env = "VANE_SAMPLE_PERCENT")]
     pub sample_percent: Option<f64>,
+    /// Run requests on the HTTP thread (flat combining) when one model call at batch 1 costs
+    /// less than this many microseconds (measured at load); 0 = always use worker threads.
+    #[arg(long, env = "VANE_INLINE_MAX_CALL_US")]
+    pub inline_max_call_us: Option<u64>,
 }
 
 /// The TOML file. Top-level keys mirror the flags; `[batching]` holds model defaults and
@@ -162,6 +166,7 @@ pub struct PartialModelSettings {
     pub timeout_ms: Option<u64>,
     pub allow_missing: Option<bool>,
     pub sample_percent: Option<f64>,
+    pub inline_max_call_us: Option<u64>,
 }
 
 impl PartialModelSettings {
@@ -176,6 +181,7 @@ impl PartialModelSettings {
             timeout_ms: f.timeout_ms,
             allow_missing: f.allow_missing,
             sample_percent: f.sample_percent,
+            inline_max_call_us: f.inline_max_call_us,
         }
     }
 
@@ -191,6 +197,7 @@ impl PartialModelSettings {
             timeout_ms: self.timeout_ms.unwrap_or(base.timeout_ms),
             allow_missing: self.allow_missing.unwrap_or(base.allow_missing),
             sample_percent: self.sample_percent.unwrap_or(base.sample_percent),
+            inline_max_call_us: self.inline_max_call_us.unwrap_or(base.inline_max_call_us),
         }
     }
 
@@ -206,6 +213,7 @@ impl PartialModelSettings {
             timeout_ms: self.timeout_ms.or(other.timeout_ms),
             allow_missing: self.allow_missing.or(other.allow_missing),
             sample_percent: self.sample_percent.or(other.sample_percent),
+            inline_max_call_us: self.inline_max_call_us.or(other.inline_max_call_us),
         }
     }
 }
@@ -223,6 +231,8 @@ pub struct ModelSettings {
     pub allow_missing: bool,
     /// Share of requests sampled to the drift monitor, in percent (only with a monitor).
     pub sample_percent: f64,
+    /// The inline (flat-combining) path's cost ceiling per call at batch 1; 0 = off.
+    pub inline_max_call_us: u64,
 }
 
 impl ModelSettings {
@@ -239,6 +249,7 @@ impl ModelSettings {
             timeout_ms: 10_000,
             allow_missing: false,
             sample_percent: 100.0,
+            inline_max_call_us: 50,
         }
     }
 

@@ -43,6 +43,8 @@ pub struct AppState {
     admission: Arc<Semaphore>,
     /// Online-store lookups in flight, each on a blocking thread (`limits.online_concurrency`).
     online_slots: Arc<Semaphore>,
+    /// One permit per open client connection (`limits.max_connections`).
+    connections: Arc<Semaphore>,
     /// The registry watcher, once started.
     pub control: OnceLock<crossbeam_channel::Sender<Command>>,
     /// The online feature store, when configured.
@@ -67,16 +69,23 @@ impl AppState {
             limits: Limits::default(),
             admission: Arc::new(Semaphore::new(Limits::default().max_concurrent_requests)),
             online_slots: Arc::new(Semaphore::new(Limits::default().online_concurrency)),
+            connections: Arc::new(Semaphore::new(Limits::default().max_connections)),
             control: OnceLock::new(),
             online: None,
             sampler: None,
         }
     }
 
+    /// Client connections open now.
+    fn open_connections(&self) -> usize {
+        self.limits.max_connections - self.connections.available_permits()
+    }
+
     /// Replaces the default limits (before serving).
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.admission = Arc::new(Semaphore::new(limits.max_concurrent_requests));
         self.online_slots = Arc::new(Semaphore::new(limits.online_concurrency));
+        self.connections = Arc::new(Semaphore::new(limits.max_connections));
         self.limits = limits;
         self
     }
@@ -103,7 +112,7 @@ pub async fn serve(
     tokio::pin!(shutdown);
     // One permit per open connection: at the cap, the loop stops accepting (new clients wait
     // in the kernel's backlog) until a connection closes.
-    let connections = Arc::new(Semaphore::new(state.limits.max_connections));
+    let connections = state.connections.clone();
     loop {
         let permit = tokio::select! {
             p = connections.clone().acquire_owned() => match p {
@@ -846,7 +855,7 @@ where
         deadline,
         reply: tx,
     };
-    m.batcher.submit(job).map_err(|e| match e {
+    m.batcher.submit_deferred(job).map_err(|e| match e {
         SubmitError::Full(_) => ApiError::Overloaded {
             model: m.name.clone(),
             retry_after_s: 1,
@@ -856,6 +865,17 @@ where
             m.name, m.version
         )),
     })?;
+    if m.batcher.is_inline() {
+        // Let the requests this thread has already read queue theirs, then run them all as
+        // one batch here (flat combining; see batcher.rs). With one client connection there
+        // is nobody to wait for: the yield (a trip through the scheduler) would only add
+        // latency. (Requests in flight are no signal: on one runtime thread, the others are
+        // still unread in their sockets when this one gets here.)
+        if state.open_connections() > 1 {
+            tokio::task::yield_now().await;
+        }
+        m.batcher.run_queued();
+    }
     let answer = match deadline {
         Some(d) => match tokio::time::timeout_at(d.into(), rx).await {
             Ok(a) => a,

@@ -90,6 +90,7 @@ impl LoadedModel {
                 max_batch_rows: settings.max_batch_rows,
                 max_queue_delay: settings.max_queue_delay(),
                 queue_capacity: settings.queue_capacity,
+                inline_max_call: Duration::from_micros(settings.inline_max_call_us),
             },
             observer.clone(),
         )?;

@@ -1,6 +1,10 @@
 //! Exact latency percentiles per model version (HDR histograms), for `/v2/models/{m}/stats`.
+//!
+//! Each histogram is sharded by recording thread ([`Sharded`]): a request records into its own
+//! thread's shard, so threads never contend for a lock on the hot path; a read merges them.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -11,11 +15,55 @@ const MAX_US: u64 = 60_000_000;
 /// Queue, compute and total time since start, in microseconds.
 pub struct ModelStats {
     started: Instant,
-    queue: Mutex<Histogram<u64>>,
-    compute: Mutex<Histogram<u64>>,
-    total: Mutex<Histogram<u64>>,
-    batches: Mutex<Histogram<u64>>,
+    queue: Sharded,
+    compute: Sharded,
+    total: Sharded,
+    batches: Sharded,
     shadow: Mutex<ShadowSummary>,
+}
+
+/// One histogram as per-thread shards: recording locks only the calling thread's shard
+/// (uncontended), reading merges every shard.
+pub struct Sharded {
+    shards: Box<[Mutex<Histogram<u64>>]>,
+}
+
+/// Shards per histogram: one per core (each shard is ~100 KB), at most 8.
+fn shard_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8))
+}
+
+/// This thread's shard index, assigned round-robin on first use.
+fn thread_slot() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    SLOT.with(|s| *s)
+}
+
+impl Sharded {
+    fn new() -> Self {
+        Self {
+            shards: (0..shard_count()).map(|_| new_hist()).collect(),
+        }
+    }
+
+    fn record(&self, value: u64, count: u64) {
+        let shard = &self.shards[thread_slot() % self.shards.len()];
+        // A poisoned lock only means a panic elsewhere while recording; the data is usable.
+        let mut h = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = h.record_n(value.clamp(1, MAX_US), count);
+    }
+
+    fn merged(&self) -> Histogram<u64> {
+        let mut all = Histogram::new_with_bounds(1, MAX_US, 3).expect("valid histogram bounds");
+        for shard in &self.shards {
+            let h = shard.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = all.add(&*h);
+        }
+        all
+    }
 }
 
 /// How a shadow version's answers compare with what clients got (first output).
@@ -63,14 +111,8 @@ fn micros(d: Duration) -> u64 {
     (d.as_micros() as u64).clamp(1, MAX_US)
 }
 
-fn record(h: &Mutex<Histogram<u64>>, value: u64, count: u64) {
-    // A poisoned lock only means a panic elsewhere while recording; the data is still usable.
-    let mut h = h.lock().unwrap_or_else(|p| p.into_inner());
-    let _ = h.record_n(value.clamp(1, MAX_US), count);
-}
-
-fn summarize(h: &Mutex<Histogram<u64>>) -> Percentiles {
-    let h = h.lock().unwrap_or_else(|p| p.into_inner());
+fn summarize(h: &Sharded) -> Percentiles {
+    let h = h.merged();
     if h.is_empty() {
         return Percentiles {
             count: 0,
@@ -105,10 +147,10 @@ impl ModelStats {
     pub fn new() -> Self {
         Self {
             started: Instant::now(),
-            queue: new_hist(),
-            compute: new_hist(),
-            total: new_hist(),
-            batches: new_hist(),
+            queue: Sharded::new(),
+            compute: Sharded::new(),
+            total: Sharded::new(),
+            batches: Sharded::new(),
             shadow: Mutex::new(ShadowSummary::default()),
         }
     }
@@ -125,17 +167,17 @@ impl ModelStats {
     }
 
     pub fn record_queue(&self, d: Duration) {
-        record(&self.queue, micros(d), 1);
+        self.queue.record(micros(d), 1);
     }
 
     /// One batch of `requests` requests and `rows` rows took `d`.
     pub fn record_batch(&self, d: Duration, requests: usize, rows: usize) {
-        record(&self.compute, micros(d), requests as u64);
-        record(&self.batches, rows as u64, 1);
+        self.compute.record(micros(d), requests as u64);
+        self.batches.record(rows as u64, 1);
     }
 
     pub fn record_total(&self, d: Duration) {
-        record(&self.total, micros(d), 1);
+        self.total.record(micros(d), 1);
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
@@ -173,5 +215,27 @@ mod tests {
         assert_eq!(snap.compute_us.count, 4);
         assert_eq!(snap.batch_rows.max, 32);
         assert_eq!(snap.queue_us.count, 0);
+    }
+
+    #[test]
+    fn shards_of_many_threads_merge() {
+        let s = std::sync::Arc::new(ModelStats::new());
+        let threads: Vec<_> = (0..6u64)
+            .map(|t| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    for us in 1..=100u64 {
+                        s.record_total(Duration::from_micros(t * 100 + us));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let snap = s.snapshot();
+        assert_eq!(snap.total_us.count, 600);
+        assert_eq!((snap.total_us.min, snap.total_us.max), (1, 600));
+        assert_eq!(snap.total_us.p50, 300);
     }
 }

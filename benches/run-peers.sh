@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Vane against its peers, recorded in BENCHMARKS.md ("Request path"): the hyper hello-world
+# ceiling (benches/src/bin/hello.rs), the naive hyper + serde_json + ort server
+# (benches/src/bin/naive.rs) and vane-server, on the example logistic regression and an MLP
+# 20-256-256-1, single-row V2 JSON tensor requests, at 1 and 32 connections. Every server is
+# pinned to core 0 with one HTTP thread (Vane: one worker too), the client to core 1, one
+# client thread; runs are interleaved over rounds and compared as ratios within a round.
+#
+#   benches/run-peers.sh      (DURATION=8 s per run, ROUNDS=2, CLIENT=loadtest|wrk,
+#                              BEFORE=path/to/an/older/vane-server to compare with)
+#
+# Needs target/release/{vane-server,vane-models,vane-loadtest,hello,naive}
+#   (cargo build --release -p vane-server -p vane-models -p vane-loadtest -p vane-benches --bins),
+# ONNX Runtime (scripts/setup-ort.sh) and, for CLIENT=wrk, wrk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dur="${DURATION:-8}"
+rounds="${ROUNDS:-2}"
+client="${CLIENT:-loadtest}"
+bin=target/release
+ORT_DYLIB_PATH="$(scripts/setup-ort.sh)"
+export ORT_DYLIB_PATH
+tmp=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+"$bin/vane-models" example --registry "$tmp/lr" >/dev/null
+"$bin/vane-models" mlp --registry "$tmp/mlp" --name credit-risk --width 256 --depth 2 >/dev/null
+row='[58000, 21.4, 62.0, 1, 2, 84, 3, 15000, 13.9, 512, 9, 21, 0, 14, 684, 0.26, 1, 0, 0, 2]'
+echo "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,20],\"datatype\":\"FP32\",\"data\":$row}]}" > "$tmp/row.json"
+
+# start CMD...: runs CMD pinned to core 0, waits for its address (and readiness); sets $addr.
+start() {
+  taskset -c 0 "$@" > "$tmp/out" 2> "$tmp/err" &
+  pid=$!
+  addr=
+  for _ in $(seq 1 600); do
+    addr=$(sed -n 's|^listening on http://||p' "$tmp/out" | head -n1)
+    [ -n "$addr" ] && break
+    sleep 0.1
+  done
+  [ -n "$addr" ] || { echo "server did not start" >&2; cat "$tmp/err" >&2; exit 1; }
+  for _ in $(seq 1 600); do
+    curl -s -o /dev/null "http://$addr/v2/health/ready" && return 0
+    sleep 0.1
+  done
+}
+stop() { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=; }
+
+# measure CONNS: closed-loop req/s against $addr from core 1.
+measure() {
+  local c=$1 url="http://$addr/v2/models/credit-risk/infer"
+  if [ "$client" = wrk ]; then
+    WRK_BODY_FILE="$tmp/row.json" taskset -c 1 wrk -t1 -c"$c" -d"${dur}s" -s benches/wrk/post.lua "$url" |
+      awk '/^Requests\/sec/ {print $2}'
+  else
+    taskset -c 1 "$bin/vane-loadtest" --body "$tmp/row.json" --target "$url" -c "$c" -d "${dur}s" \
+      --warmup 1s --progress off |
+      awk '/^requests/ {for (i = 1; i <= NF; i++) if ($i == "achieved") {sub("/s", "", $(i+1)); print $(i+1)}}'
+  fi
+}
+
+vane() { start "$1" --registry "$2" --addr 127.0.0.1:0 --backend ort --http-threads 1 --workers 1; }
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), client $client, ${dur}s per run, server on core 0 (1 HTTP thread), client on core 1"
+declare -A sum
+for r in $(seq 1 "$rounds"); do
+  for model in lr mlp; do
+    servers=(hello naive vane)
+    [ -n "${BEFORE:-}" ] && servers+=(before)
+    for s in "${servers[@]}"; do
+      case $s in
+        hello) start "$bin/hello" 127.0.0.1:0 1 ;;
+        naive) start "$bin/naive" "$tmp/$model/credit-risk/versions/1/model.onnx" 127.0.0.1:0 1 ;;
+        vane) vane "$bin/vane-server" "$tmp/$model" ;;
+        before) vane "$BEFORE" "$tmp/$model" ;;
+      esac
+      for c in 1 32; do
+        v=$(measure "$c")
+        printf 'round %s  %-4s %-7s c=%-3s %9.0f req/s\n' "$r" "$model" "$s" "$c" "$v"
+        echo "$r $model $s $c $v" >> "$tmp/results"
+      done
+      stop
+    done
+  done
+done
+echo "## medians over rounds of per-round ratios"
+python3 - "$tmp/results" <<'PY'
+import sys, statistics
+from collections import defaultdict
+res = defaultdict(dict)
+for line in open(sys.argv[1]):
+    r, model, s, c, v = line.split()
+    res[(r, model, c)][s] = float(v)
+servers = sorted({s for d in res.values() for s in d} - {"hello", "naive"})
+for model in ("lr", "mlp"):
+    for c in ("1", "32"):
+        rows = [d for (r, m, cc), d in res.items() if m == model and cc == c]
+        for s in servers + ["naive"]:
+            vals = [d[s] for d in rows if s in d]
+            hello = statistics.median(d[s] / d["hello"] for d in rows if s in d)
+            naive = statistics.median(d[s] / d["naive"] for d in rows if s in d)
+            print(f"{model:4} c={c:3} {s:7} median {statistics.median(vals):9.0f} req/s  {hello:6.1%} of hello-world  {naive:5.2f}x naive")
+PY
