@@ -148,6 +148,55 @@ impl Kind {
 
 const MAX_NESTING: usize = 32;
 
+/// Longest string accepted in `data` (a category name), in bytes.
+pub const MAX_STRING_BYTES: usize = 64 << 10;
+
+thread_local! {
+    /// Values the request being decoded on this thread may still carry: set from
+    /// `max_request_rows` before parsing, so an oversized request fails while it is parsed,
+    /// before its values are allocated.
+    static VALUE_BUDGET: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
+/// Sets this thread's value budget for one decode; restores "unlimited" when dropped.
+struct ValueBudget;
+
+impl ValueBudget {
+    fn set(values: usize) -> Self {
+        VALUE_BUDGET.with(|b| b.set(values));
+        ValueBudget
+    }
+}
+
+impl Drop for ValueBudget {
+    fn drop(&mut self) {
+        VALUE_BUDGET.with(|b| b.set(usize::MAX));
+    }
+}
+
+/// Spends one value of the budget; fails once it is exhausted.
+fn spend<E: de::Error>() -> Result<(), E> {
+    VALUE_BUDGET.with(|b| match b.get() {
+        0 => Err(E::custom(
+            "the request carries more values than max_request_rows rows of this model's inputs",
+        )),
+        n => {
+            b.set(n - 1);
+            Ok(())
+        }
+    })
+}
+
+fn check_string<E: de::Error>(v: &str) -> Result<(), E> {
+    if v.len() > MAX_STRING_BYTES {
+        return Err(E::custom(format!(
+            "a string in data has {} bytes; at most {MAX_STRING_BYTES} are accepted",
+            v.len()
+        )));
+    }
+    Ok(())
+}
+
 impl Flat {
     fn claim(&mut self, k: Kind, what: &'static str) -> bool {
         let i = self.len;
@@ -221,6 +270,7 @@ impl<'de> Visitor<'de> for FlatSeed<'_> {
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        spend()?;
         if self.flat.claim(Kind::Num, "a number") {
             self.flat.nums.push(v as f64);
         }
@@ -228,6 +278,7 @@ impl<'de> Visitor<'de> for FlatSeed<'_> {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        spend()?;
         if self.flat.claim(Kind::Num, "a number") {
             self.flat.nums.push(v as f64);
         }
@@ -235,6 +286,7 @@ impl<'de> Visitor<'de> for FlatSeed<'_> {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        spend()?;
         let i = self.flat.len;
         if self.flat.claim(Kind::Num, "a number") {
             self.flat.float_at.get_or_insert(i);
@@ -244,6 +296,7 @@ impl<'de> Visitor<'de> for FlatSeed<'_> {
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        spend()?;
         if self.flat.claim(Kind::Bool, "a boolean") {
             self.flat.bools.push(v);
         }
@@ -251,6 +304,8 @@ impl<'de> Visitor<'de> for FlatSeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        spend()?;
+        check_string(v)?;
         if self.flat.claim(Kind::Str, "a string") {
             self.flat.strs.push(v.to_owned());
         }
@@ -258,6 +313,8 @@ impl<'de> Visitor<'de> for FlatSeed<'_> {
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<(), E> {
+        spend()?;
+        check_string(&v)?;
         if self.flat.claim(Kind::Str, "a string") {
             self.flat.strs.push(v);
         }
@@ -265,6 +322,7 @@ impl<'de> Visitor<'de> for FlatSeed<'_> {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        spend()?;
         let i = self.flat.len;
         let k = if self.flat.kind == Kind::Empty {
             Kind::Empty
@@ -334,6 +392,12 @@ pub fn decode_infer(
             )));
         }
     };
+    // Every input together: at most max_request_rows rows of every feature, plus an entity key.
+    let _budget = ValueBudget::set(
+        m.settings
+            .max_request_rows
+            .saturating_mul(m.signature.width() + 1),
+    );
     let mut req: InferRequestJson =
         serde_json::from_slice(json).map_err(|e| bad(format!("invalid request body: {e}")))?;
     let id = match req.id.take() {

@@ -78,7 +78,7 @@ fn malformed_requests_get_named_4xx_errors_and_the_server_keeps_serving() {
             "--backend",
             "tract",
             "--max-body-bytes",
-            "65536",
+            "98304",
             "--max-request-rows",
             "100",
         ],
@@ -194,6 +194,22 @@ fn malformed_requests_get_named_4xx_errors_and_the_server_keeps_serving() {
             tensor_request(&credit::sample_rows(101, 1)[..], 101),
             bad,
             &["101 rows", "max_request_rows"],
+        ),
+        case(
+            "more values than max_request_rows allows, refused while parsing",
+            tensor_with(|i| {
+                i["data"] = json!(vec![0.5f32; 5000]);
+            }),
+            bad,
+            &["max_request_rows"],
+        ),
+        case(
+            "a category name over the string limit",
+            features_with(|ins| {
+                input_named(ins, "term")["data"] = json!(["x".repeat(70_000), "60 months"]);
+            }),
+            bad,
+            &["70000 bytes", "65536"],
         ),
         case(
             "unknown feature",
@@ -355,9 +371,9 @@ fn malformed_requests_get_named_4xx_errors_and_the_server_keeps_serving() {
         raw(
             "oversized body",
             INFER,
-            &vec![b' '; 70_000],
+            &vec![b' '; 100_000],
             StatusCode::PAYLOAD_TOO_LARGE,
-            &["65536"],
+            &["98304"],
         ),
         raw(
             "unknown model",
@@ -434,7 +450,7 @@ fn malformed_requests_get_named_4xx_errors_and_the_server_keeps_serving() {
             "POST",
             INFER,
             &[("transfer-encoding", "chunked")],
-            &vec![b' '; 70_000],
+            &vec![b' '; 100_000],
         )
         .unwrap();
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
