@@ -12,26 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 overload_s="${OVERLOAD_S:-60}"
-bin=target/release
-ORT_DYLIB_PATH="$(scripts/setup-ort.sh)"
-export ORT_DYLIB_PATH
-tmp=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
+. benches/lib.sh
 
 "$bin/vane-models" example --registry "$tmp/lr" >/dev/null
-row='[58000, 21.4, 62.0, 1, 2, 84, 3, 15000, 13.9, 512, 9, 21, 0, 14, 684, 0.26, 1, 0, 0, 2]'
-echo "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,20],\"datatype\":\"FP32\",\"data\":$row}]}" > "$tmp/row.json"
-taskset -c 0 "$bin/vane-server" --registry "$tmp/lr" --addr 127.0.0.1:0 --backend ort \
-  --http-threads 1 --workers 1 > "$tmp/out" 2> "$tmp/err" &
-pid=$!
-addr=
-for _ in $(seq 1 600); do
-  addr=$(sed -n 's|^listening on http://||p' "$tmp/out" | head -n1)
-  [ -n "$addr" ] && curl -s -o /dev/null "http://$addr/v2/health/ready" && break
-  sleep 0.1
-done
+pin_start 0 "$bin/vane-server" --registry "$tmp/lr" --addr 127.0.0.1:0 --backend ort \
+  --http-threads 1 --workers 1
 url="http://$addr/v2/models/credit-risk/infer"
 lt() { taskset -c 1 "$bin/vane-loadtest" --body "$tmp/row.json" --target "$url" --progress off "$@"; }
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status"; }

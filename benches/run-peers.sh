@@ -18,36 +18,12 @@ cd "$(dirname "$0")/.."
 dur="${DURATION:-8}"
 rounds="${ROUNDS:-2}"
 client="${CLIENT:-loadtest}"
-bin=target/release
-ORT_DYLIB_PATH="$(scripts/setup-ort.sh)"
-export ORT_DYLIB_PATH
-tmp=$(mktemp -d)
-pid=
-cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
+. benches/lib.sh
 
 "$bin/vane-models" example --registry "$tmp/lr" >/dev/null
 "$bin/vane-models" mlp --registry "$tmp/mlp" --name credit-risk --width 256 --depth 2 >/dev/null
-row='[58000, 21.4, 62.0, 1, 2, 84, 3, 15000, 13.9, 512, 9, 21, 0, 14, 684, 0.26, 1, 0, 0, 2]'
-echo "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,20],\"datatype\":\"FP32\",\"data\":$row}]}" > "$tmp/row.json"
-
-# start CMD...: runs CMD pinned to core 0, waits for its address (and readiness); sets $addr.
-start() {
-  taskset -c 0 "$@" > "$tmp/out" 2> "$tmp/err" &
-  pid=$!
-  addr=
-  for _ in $(seq 1 600); do
-    addr=$(sed -n 's|^listening on http://||p' "$tmp/out" | head -n1)
-    [ -n "$addr" ] && break
-    sleep 0.1
-  done
-  [ -n "$addr" ] || { echo "server did not start" >&2; cat "$tmp/err" >&2; exit 1; }
-  for _ in $(seq 1 600); do
-    curl -s -o /dev/null "http://$addr/v2/health/ready" && return 0
-    sleep 0.1
-  done
-}
-stop() { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=; }
+start() { pin_start 0 "$@"; }
+stop() { pin_stop; }
 
 # measure CONNS: closed-loop req/s against $addr from core 1.
 measure() {

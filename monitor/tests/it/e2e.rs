@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use vane_registry::{FeatureKind, Signature};
 use vane_tabular::Column;
 
-use crate::util::{Monitor, Server, http, metric, sibling_bin, wait_for};
+use crate::util::{Monitor, Server, http, metric, sibling_bin};
 
 const MODEL: &str = "credit-risk";
 
@@ -153,15 +153,54 @@ fn warm_up(server: &Server, m: &Monitor, rows: &[Vec<f32>]) -> usize {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let before = evaluations(m);
-    let rest = (1000 - accepted(m) % 1000) as usize % 1000;
-    if rest > 0 {
-        send(server, &rows[used..used + rest]);
-        used += rest;
-        wait_for(60, "the warm-up window", || {
-            (evaluations(m) > before).then_some(())
-        });
+    // Rows of the first requests may still be on their way when `accepted` is read, so the
+    // window is topped up until it closes rather than filled once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while evaluations(m) <= before {
+        let rest = (1000 - accepted(m) % 1000) as usize % 1000;
+        if rest > 0 && used + rest <= rows.len() {
+            send(server, &rows[used..used + rest]);
+            used += rest;
+        }
+        let waited = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while evaluations(m) <= before && std::time::Instant::now() < waited {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no warm-up window evaluated: {}",
+            diagnostics(server, m)
+        );
     }
     used
+}
+
+/// What the server sent and the monitor did with it, for a failure message.
+fn diagnostics(server: &Server, m: &Monitor) -> String {
+    let (_, server_metrics) = crate::util::http_get(&server.addr, "/metrics");
+    let monitor_metrics = m.metrics();
+    let pick = |text: &str, prefixes: &[&str]| -> Vec<String> {
+        text.lines()
+            .filter(|l| prefixes.iter().any(|p| l.starts_with(p)))
+            .map(str::to_string)
+            .collect()
+    };
+    format!(
+        "server {:?}; monitor {:?}",
+        pick(
+            &server_metrics,
+            &["vane_samples_", "vane_monitor_connected"]
+        ),
+        pick(
+            &monitor_metrics,
+            &[
+                "vane_monitor_rows_total",
+                "vane_monitor_frames_total",
+                "vane_monitor_evaluations",
+                "vane_monitor_windows_total"
+            ]
+        )
+    )
 }
 
 fn evaluations(m: &Monitor) -> f64 {
@@ -178,9 +217,15 @@ fn windows(server: &Server, m: &Monitor, rows: &[Vec<f32>]) -> Vec<(BTreeSet<Str
     for w in rows.chunks(1000).filter(|w| w.len() == 1000) {
         let before = evaluations(m);
         send(server, w);
-        wait_for(60, "the window's evaluation", || {
-            (evaluations(m) > before).then_some(())
-        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while evaluations(m) <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "window not evaluated: {}",
+                diagnostics(server, m)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let drift = m.drift();
         let report = drift["windows"]
             .as_array()

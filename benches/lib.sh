@@ -1,0 +1,36 @@
+# Shared by the end-to-end bench scripts (sourced): a temp dir removed on exit with the
+# server started last, and starting a server pinned to a core.
+#
+#   . benches/lib.sh
+#   pin_start CORE CMD...   runs CMD on CORE in the background; sets $pid and $addr (from its
+#                           "listening on http://ADDR" line) once /v2/health/ready answers
+#   pin_stop                stops it
+bin=target/release
+ORT_DYLIB_PATH="$(scripts/setup-ort.sh)"
+export ORT_DYLIB_PATH
+tmp=$(mktemp -d)
+pid=
+cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+pin_start() {
+  local core=$1; shift
+  taskset -c "$core" "$@" > "$tmp/out" 2> "$tmp/err" &
+  pid=$!
+  addr=
+  for _ in $(seq 1 600); do
+    addr=$(sed -n 's|^listening on http://||p' "$tmp/out" | head -n1)
+    [ -n "$addr" ] && break
+    sleep 0.1
+  done
+  [ -n "$addr" ] || { echo "server did not start: $*" >&2; cat "$tmp/err" >&2; exit 1; }
+  for _ in $(seq 1 600); do
+    curl -s -o /dev/null "http://$addr/v2/health/ready" && return 0
+    sleep 0.1
+  done
+}
+pin_stop() { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=; }
+
+# The example row as a V2 JSON tensor request, in $tmp/row.json.
+row='[58000, 21.4, 62.0, 1, 2, 84, 3, 15000, 13.9, 512, 9, 21, 0, 14, 684, 0.26, 1, 0, 0, 2]'
+echo "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,20],\"datatype\":\"FP32\",\"data\":$row}]}" > "$tmp/row.json"
