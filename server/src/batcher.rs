@@ -393,9 +393,15 @@ impl Inline {
     /// woken for the rest.
     fn combine(&self, budgeted: bool) -> bool {
         let mut ran = false;
+        // One budget for the whole turn, however often the session is re-taken: a request's
+        // thread must not be kept combining for as long as the load lasts.
+        let start = Instant::now();
+        let mut batches = 0;
+        let spent = |batches: usize| {
+            budgeted && (batches >= INLINE_BATCHES || start.elapsed() >= INLINE_BUDGET)
+        };
         loop {
             let mut held = false;
-            let mut out_of_budget = false;
             for slot in &self.slots {
                 let mut slot = match slot.try_lock() {
                     Ok(g) => g,
@@ -404,15 +410,9 @@ impl Inline {
                     Err(std::sync::TryLockError::WouldBlock) => continue,
                 };
                 held = true;
-                let start = Instant::now();
-                let mut batches = 0;
-                while self.run_batch(&mut slot) {
+                while !spent(batches) && self.run_batch(&mut slot) {
                     ran = true;
                     batches += 1;
-                    if budgeted && (batches >= INLINE_BATCHES || start.elapsed() >= INLINE_BUDGET) {
-                        out_of_budget = true;
-                        break;
-                    }
                 }
                 break;
             }
@@ -422,12 +422,13 @@ impl Inline {
             if self.ctx.rx.is_empty() {
                 return ran;
             }
-            if !held || out_of_budget {
-                // Busy sessions: their holders re-check the queue after releasing. Out of
-                // budget: the helper continues on its own thread.
-                if out_of_budget {
-                    self.wake_helper();
-                }
+            if !held {
+                // Busy sessions: their holders re-check the queue after releasing.
+                return ran;
+            }
+            if spent(batches) {
+                // Out of budget: the helper continues on its own thread.
+                self.wake_helper();
                 return ran;
             }
         }

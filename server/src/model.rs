@@ -93,7 +93,11 @@ impl LoadedModel {
                 inline_max_call: Duration::from_micros(settings.inline_max_call_us),
             },
             observer.clone(),
-        )?;
+        )
+        .inspect_err(|_| {
+            // No LoadedModel will drop to release the series `for_model` registered.
+            metrics.forget_version(&mv.name, &mv.version.to_string(), engine.backend());
+        })?;
         let vocab = mv
             .signature
             .inputs
