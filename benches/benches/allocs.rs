@@ -18,9 +18,10 @@ use vane_models::credit;
 use vane_registry::DirRegistry;
 use vane_server::backend::{self, BackendKind, LoadOptions};
 use vane_server::config::ModelSettings;
-use vane_server::http::{AppState, handle};
-use vane_server::metrics::Metrics;
-use vane_server::model::{LoadedModel, ModelEntry, ModelTable, Routing};
+use vane_server::core::Core;
+use vane_server::core::model::{LoadedModel, ModelEntry, ModelTable, Routing};
+use vane_server::http::{HttpState, handle};
+use vane_server::telemetry::Metrics;
 
 struct Counting;
 
@@ -47,7 +48,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn state(kind: BackendKind, ort: Option<&Arc<backend::onnxruntime::OrtRuntime>>) -> AppState {
+fn state(kind: BackendKind, ort: Option<&Arc<backend::onnxruntime::OrtRuntime>>) -> HttpState {
     let dir = tempfile::tempdir().expect("tempdir");
     credit::write_example_registry(dir.path()).expect("example registry");
     let mv = DirRegistry::open(dir.path())
@@ -73,10 +74,11 @@ fn state(kind: BackendKind, ort: Option<&Arc<backend::onnxruntime::OrtRuntime>>)
             versions: BTreeMap::from([(1, Arc::new(m))]),
         },
     );
-    AppState::new(table, metrics, 8 << 20, None)
+    let core = Core::new(table, metrics, Default::default());
+    HttpState::new(Arc::new(core), 8 << 20, None)
 }
 
-fn per_request(label: &str, state: &AppState) {
+fn per_request(label: &str, state: &HttpState) {
     let rows = credit::sample_rows(1, 7);
     let body = serde_json::to_vec(&serde_json::json!({
         "inputs": [{"name": "input", "shape": [1, credit::N_FEATURES], "datatype": "FP32", "data": rows}]

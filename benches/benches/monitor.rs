@@ -21,7 +21,7 @@ use vane_monitor::reference::{Precision, Reference};
 use vane_monitor::window::WindowAcc;
 use vane_sample_stream as wire;
 use vane_server::backend::{DType, OutputMeta};
-use vane_server::sampler::SampleSchema;
+use vane_server::core::sampler::SampleSchema;
 
 /// The schema the server announces for the example logistic regression.
 fn schema() -> wire::Schema {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::Parser;
@@ -351,7 +352,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub shutdown_grace_s: u64,
     /// Where sampled traffic goes; `None` = no sampling.
-    pub sampler: Option<crate::sampler::SamplerOptions>,
+    pub sampler: Option<SamplerOptions>,
     pub limits: Limits,
     pub cores: usize,
     pub defaults: ModelSettings,
@@ -388,7 +389,7 @@ impl Config {
         }
         let sampler = match cli.monitor.or(file.monitor) {
             None => None,
-            Some(spec) => Some(crate::sampler::SamplerOptions {
+            Some(spec) => Some(SamplerOptions {
                 addr: spec.parse()?,
                 max_queued_rows: cli
                     .sample_buffer_rows
@@ -482,6 +483,53 @@ pub fn available_cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+/// Where the monitor listens: `tcp://host:port` (or plain `host:port`) or `unix:///path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum MonitorAddr {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl FromStr for MonitorAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix://") {
+            if path.is_empty() {
+                return Err(format!("monitor address {s:?} names no socket path"));
+            }
+            return Ok(MonitorAddr::Unix(PathBuf::from(path)));
+        }
+        let hostport = s.strip_prefix("tcp://").unwrap_or(s);
+        match hostport.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(MonitorAddr::Tcp(hostport.to_string()))
+            }
+            _ => Err(format!(
+                "monitor address {s:?}: expected tcp://host:port, host:port or unix:///path"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for MonitorAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MonitorAddr::Tcp(a) => write!(f, "tcp://{a}"),
+            MonitorAddr::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+/// Sizing of the sampler.
+#[derive(Debug, Clone, Serialize)]
+pub struct SamplerOptions {
+    pub addr: MonitorAddr,
+    /// Rows the buffers hold, all threads together, before samples are dropped.
+    pub max_queued_rows: usize,
+    /// How often the sender drains the ring.
+    pub flush_interval: Duration,
 }
 
 #[cfg(test)]

@@ -1,30 +1,26 @@
 //! `vane-server`: a latency-first inference server for tabular ONNX models speaking the Open
 //! Inference Protocol (KServe v2) over HTTP/JSON.
 //!
-//! Data flow: [`http`] (hyper 1) routes a request → [`codec`] validates and decodes it against
-//! the model's [`vane_registry::Signature`] into an `[N, F]` f32 batch → the model version's
-//! [`batcher::Batcher`] (bounded crossbeam queue + worker OS threads) merges it with other
-//! requests → a [`backend::Session`] (ONNX Runtime via `ort`, or tract) scores the batch →
-//! each request gets its own rows back through a oneshot → [`codec`] encodes the response.
+//! Layers, each depending only on those below it:
+//! - [`http`]: the transport (accept loop and connection cap, routing table, body limits,
+//!   error → status in [`http::response`]);
+//! - [`control`]: the control plane ([`control::Watcher`]: registry sync, load, verify, warm,
+//!   swap the route table);
+//! - [`core`]: the serving core ([`core::Core::infer`]: admit, route, decode with the
+//!   `vane_protocol` codecs, complete from the online store, batch, run, sample, record);
+//! - [`backend`]: ONNX Runtime and tract behind [`backend::Engine`] / [`backend::Session`];
+//! - [`telemetry`]: Prometheus families, label enums, HDR stats; [`config`]: flags, env, TOML.
 //!
-//! Principal types: [`config::Config`] (flags + env + TOML), [`model::ModelTable`] (the live
-//! route table in an `ArcSwap`) of [`model::LoadedModel`]s, [`backend::Engine`] /
-//! [`backend::Session`] (the backend trait pair), [`batcher::Batcher`], [`error::ApiError`]
-//! (the one error → status mapping), [`metrics::Metrics`] (Prometheus) and
-//! [`stats::ModelStats`] (HDR percentiles).
+//! Principal types: [`config::Config`], [`core::Core`], [`core::model::ModelTable`] of
+//! [`core::model::LoadedModel`]s, [`core::batcher::Batcher`], [`http::HttpState`],
+//! [`control::Watcher`], [`telemetry::Metrics`].
 
 pub mod backend;
-pub mod batcher;
-pub mod codec;
 pub mod config;
-pub mod error;
+pub mod control;
+pub mod core;
 pub mod http;
-pub mod metrics;
-pub mod model;
-pub mod online;
-pub mod sampler;
-pub mod stats;
-pub mod watcher;
+pub mod telemetry;
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -36,10 +32,11 @@ use vane_registry::{Registry, RegistryError};
 use crate::backend::BackendKind;
 use crate::backend::onnxruntime::OrtRuntime;
 use crate::config::Config;
-use crate::http::AppState;
-use crate::metrics::Metrics;
-use crate::model::ModelTable;
-use crate::watcher::Watcher;
+use crate::control::Watcher;
+use crate::core::Core;
+use crate::core::model::ModelTable;
+use crate::http::HttpState;
+use crate::telemetry::Metrics;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,12 +45,8 @@ pub enum StartError {
     Ort(String),
     #[error("registry: {0}")]
     Registry(#[from] RegistryError),
-    #[error("model {model:?} version {version}: {reason}")]
-    Version {
-        model: String,
-        version: u64,
-        reason: String,
-    },
+    #[error(transparent)]
+    Sync(#[from] control::SyncError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -139,24 +132,27 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Internal(e.to_string()))?;
-    let mut app = AppState::new(
+    let mut core = Core::new(
         ModelTable::default(),
         Arc::new(Metrics::new()),
-        cfg.max_body_bytes,
-        cfg.admin_token.clone(),
-    )
-    .with_limits(cfg.limits.clone());
+        cfg.limits.clone(),
+    );
     if let Some(spec) = &cfg.online_store {
-        app.online = Some(Arc::new(online::OnlineHandle::new(spec.clone())));
+        core = core.with_online_store(core::online::OnlineHandle::new(spec.clone()));
     }
     if let Some(opts) = &cfg.sampler {
-        app.metrics.init_sampler();
-        let sampler = sampler::Sampler::start(opts.clone(), app.metrics.clone())
+        core.metrics.init_sampler();
+        let sampler = core::sampler::Sampler::start(opts.clone(), core.metrics.clone())
             .map_err(|e| StartError::Internal(format!("cannot start the sampler: {e}")))?;
         tracing::info!(monitor = %opts.addr, "sampling traffic to the drift monitor");
-        app.sampler = Some(sampler);
+        core.sampler = Some(sampler);
     }
-    let state = Arc::new(app);
+    let core = Arc::new(core);
+    let state = Arc::new(HttpState::new(
+        core.clone(),
+        cfg.max_body_bytes,
+        cfg.admin_token.clone(),
+    ));
     {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on http://{addr}");
@@ -170,11 +166,11 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         grace,
     ));
 
-    let loader_state = state.clone();
+    let loader_core = core.clone();
     let loaded = tokio::task::spawn_blocking(move || {
         let ort = init_ort(&cfg)?;
         let registry = open_registry(&cfg.registry)?;
-        let mut watcher = Watcher::new(registry, cfg, ort, loader_state);
+        let mut watcher = Watcher::new(registry, cfg, ort, loader_core);
         watcher.sync(true)?;
         Ok::<_, StartError>(watcher)
     })
@@ -187,7 +183,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
             return Err(e);
         }
     };
-    let n = state.models.load().models.len();
+    let n = core.models.load().models.len();
     if n == 0 {
         tracing::warn!("no model to serve yet; the registry is polled for new ones");
     }
@@ -196,14 +192,14 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
         .map_err(|e| StartError::Internal(format!("cannot start the registry watcher: {e}")))?;
     let _ = state.control.set(control.clone());
     tokio::spawn(reload_on_sighup(control));
-    state.ready.store(true, Ordering::SeqCst);
+    core.ready.store(true, Ordering::SeqCst);
     tracing::info!(models = n, %addr, "ready");
 
     server
         .await
         .map_err(|e| StartError::Internal(format!("server task failed: {e}")))?;
     // In-flight requests are done; close every queue and let workers drain and exit.
-    let table = state.models.swap(Arc::new(ModelTable::default()));
+    let table = core.models.swap(Arc::new(ModelTable::default()));
     let batchers: Vec<_> = table
         .models
         .values()
@@ -219,7 +215,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
     })
     .await
     .ok();
-    if let Some(sampler) = state.sampler.clone() {
+    if let Some(sampler) = core.sampler.clone() {
         tokio::task::spawn_blocking(move || sampler.shutdown())
             .await
             .ok();
@@ -229,7 +225,7 @@ pub async fn run(cfg: Config) -> Result<(), StartError> {
 }
 
 /// SIGHUP asks the watcher to poll the registry now.
-async fn reload_on_sighup(control: crossbeam_channel::Sender<watcher::Command>) {
+async fn reload_on_sighup(control: crossbeam_channel::Sender<control::Command>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP");
@@ -237,7 +233,7 @@ async fn reload_on_sighup(control: crossbeam_channel::Sender<watcher::Command>) 
     };
     while hup.recv().await.is_some() {
         tracing::info!("SIGHUP: polling the registry");
-        match control.try_send(watcher::Command::Sync(None)) {
+        match control.try_send(control::Command::Sync(None)) {
             // Full: syncs are already queued, and they are coalesced.
             Ok(()) | Err(crossbeam_channel::TrySendError::Full(_)) => {}
             Err(crossbeam_channel::TrySendError::Disconnected(_)) => return,

@@ -145,13 +145,13 @@ fn malformed_requests_get_named_4xx_errors_and_the_server_keeps_serving() {
             "mixed element types",
             tensor_with(|i| i["data"][3] = json!("7")),
             bad,
-            &["input", "element 3", "string"],
+            &["input", "element [0, 3]", "string"],
         ),
         case(
             "null where missing values are refused",
             tensor_with(|i| i["data"][5] = Value::Null),
             bad,
-            &["input", "element 5", "null"],
+            &["input", "element [0, 5]", "null"],
         ),
         case(
             "number overflowing FP32",

@@ -186,7 +186,7 @@ fn malformed_binary_requests_are_named() {
         ),
         (
             "truncated BYTES",
-            json!({"inputs": [{"name": "input", "shape": [1, 20], "datatype": "BYTES", "parameters": {"binary_data_size": 6}}]}),
+            json!({"inputs": [{"name": "purpose", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 6}}]}),
             vec![9, 0, 0, 0, b'a', b'b'],
             "claims 9 bytes",
         ),

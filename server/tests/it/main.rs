@@ -5,6 +5,7 @@ mod binary;
 mod foreign;
 mod hardening;
 mod hotswap;
+mod layers;
 mod lifecycle;
 mod mlflow;
 mod online;

@@ -1,33 +1,30 @@
 //! Loaded model versions and the live route table.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vane_registry::{FeatureKind, ModelVersion, Signature};
+use vane_protocol::Schema;
+use vane_registry::ModelVersion;
 // FNV-1a is stable across processes and releases, so every replica routes a key alike.
 use vane_sample_stream::fnv1a;
 
-use crate::backend::{Engine, OutputMeta};
-use crate::batcher::{BatchConfig, BatchObserver, Batcher};
+use super::batcher::{BatchConfig, BatchObserver, Batcher};
+use super::sampler::SampleSchema;
+use crate::backend::Engine;
 use crate::config::ModelSettings;
-use crate::metrics::{Metrics, ModelMetrics};
-use crate::sampler::SampleSchema;
-use crate::stats::ModelStats;
+use crate::telemetry::labels::Role;
+use crate::telemetry::stats::ModelStats;
+use crate::telemetry::{Metrics, ModelMetrics};
 
 /// One model version ready to serve: signature, engine, batcher, metrics.
 pub struct LoadedModel {
-    pub name: String,
+    /// Name, version label, signature, vocabularies and outputs: what the codecs read.
+    pub schema: Schema,
     pub version: u64,
-    /// `version` as a string, for labels, headers and bodies.
-    pub version_label: String,
     /// `version` as the `x-vane-model-version` header value, built once.
     pub version_header: hyper::header::HeaderValue,
-    pub signature: Signature,
-    /// Per feature: category → code, for categorical features.
-    pub vocab: Vec<Option<HashMap<String, u32>>>,
     pub backend: &'static str,
-    pub outputs: Vec<OutputMeta>,
     pub settings: ModelSettings,
     pub batcher: Batcher,
     pub observer: Arc<ModelObserver>,
@@ -42,8 +39,8 @@ impl Drop for LoadedModel {
     fn drop(&mut self) {
         // The batcher closes with this value; workers finish what was queued and exit.
         self.metrics
-            .forget_version(&self.name, &self.version_label, self.backend);
-        tracing::debug!(model = %self.name, version = self.version, "model version unloaded");
+            .forget_version(&self.schema.name, &self.schema.version_label, self.backend);
+        tracing::debug!(model = %self.schema.name, version = self.version, "model version unloaded");
     }
 }
 
@@ -98,22 +95,6 @@ impl LoadedModel {
             // No LoadedModel will drop to release the series `for_model` registered.
             metrics.forget_version(&mv.name, &mv.version.to_string(), engine.backend());
         })?;
-        let vocab = mv
-            .signature
-            .inputs
-            .iter()
-            .map(|f| match f.kind {
-                FeatureKind::Categorical => Some(
-                    f.vocab
-                        .iter()
-                        .flatten()
-                        .enumerate()
-                        .map(|(i, c)| (c.clone(), i as u32))
-                        .collect(),
-                ),
-                FeatureKind::Numeric => None,
-            })
-            .collect();
         let sample_schema = Arc::new(SampleSchema::new(
             &mv.name,
             mv.version,
@@ -122,15 +103,19 @@ impl LoadedModel {
         ));
         let sample_threshold = sample_threshold(settings.sample_percent);
         metrics.set_queue_capacity(&mv.name, &mv.version.to_string(), settings.queue_capacity);
+        let schema = Schema::new(
+            &mv.name,
+            mv.version,
+            mv.signature.clone(),
+            engine.outputs().to_vec(),
+            settings.max_request_rows,
+            settings.allow_missing,
+        );
         Ok(Self {
-            name: mv.name.clone(),
+            schema,
             version: mv.version,
-            version_label: mv.version.to_string(),
             version_header: hyper::header::HeaderValue::from(mv.version),
-            signature: mv.signature.clone(),
-            vocab,
             backend: engine.backend(),
-            outputs: engine.outputs().to_vec(),
             settings,
             batcher,
             observer,
@@ -181,6 +166,17 @@ pub struct ModelEntry {
 pub struct Routed {
     pub primary: Arc<LoadedModel>,
     pub shadow: Option<Arc<LoadedModel>>,
+}
+
+impl Routing {
+    /// Each role's version and share of default traffic, for `vane_model_role`.
+    pub fn roles(&self) -> Vec<(u64, Role, f64)> {
+        let canary_share = self.canary.map_or(0.0, |(_, w)| w);
+        let mut roles = vec![(self.champion, Role::Champion, 1.0 - canary_share)];
+        roles.extend(self.canary.map(|(v, w)| (v, Role::Canary, w)));
+        roles.extend(self.shadow.map(|v| (v, Role::Shadow, 0.0)));
+        roles
+    }
 }
 
 impl ModelEntry {

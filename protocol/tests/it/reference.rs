@@ -1,17 +1,6 @@
-//! Request decoding and response encoding.
-//!
-//! Accepted request shapes (Open Inference Protocol v2, JSON):
-//! - **tensor**: one input named like the model tensor (`input`), shape `[N, F]`, columns in
-//!   signature order; categorical columns carry vocabulary codes.
-//! - **per feature** (MLServer's `content_type: "pd"` style): one input per feature, each a
-//!   column of length N (`[N]` or `[N, 1]`); categorical features as `BYTES` strings.
-//!
-//! Plus the KServe v1 / TF-Serving records route: `{"instances": [{feature: value}, …]}` or
-//! `{"instances": [[v1, …, vF], …]}`.
-//!
-//! Values: JSON has no NaN or infinity, and a number that overflows FP32 is refused. `null`
-//! in a numeric feature is refused unless the model allows missing values (then it reaches the
-//! model as NaN). Every error names the input, feature, row or element at fault.
+//! The decoder as it was before the one-pass rewrite (two passes through `serde_json` trees
+//! and a flat intermediate), kept as the oracle the new decoder is checked against.
+#![allow(dead_code, clippy::all)]
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -22,9 +11,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use vane_registry::FeatureKind;
 
-use crate::backend::{Output, TensorData};
-use crate::error::ApiError;
-use crate::model::LoadedModel;
+use vane_protocol::{DecodeError as ApiError, Schema as LoadedModel};
 
 /// A decoded request, ready for the batcher.
 #[derive(Debug)]
@@ -370,7 +357,7 @@ impl<'de> Deserialize<'de> for Flat {
 // OIP decoding
 
 fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError::BadRequest(msg.into())
+    ApiError(msg.into())
 }
 
 /// Parses and validates an OIP request against `m`'s signature. With the binary tensor
@@ -393,11 +380,7 @@ pub fn decode_infer(
         }
     };
     // Every input together: at most max_request_rows rows of every feature, plus an entity key.
-    let _budget = ValueBudget::set(
-        m.settings
-            .max_request_rows
-            .saturating_mul(m.signature.width() + 1),
-    );
+    let _budget = ValueBudget::set(m.max_request_rows.saturating_mul(m.signature.width() + 1));
     let mut req: InferRequestJson =
         serde_json::from_slice(json).map_err(|e| bad(format!("invalid request body: {e}")))?;
     let id = match req.id.take() {
@@ -586,10 +569,10 @@ fn check_rows(m: &LoadedModel, rows: usize) -> Result<(), ApiError> {
     if rows == 0 {
         return Err(bad("empty batch: the request has 0 rows"));
     }
-    if rows > m.settings.max_request_rows {
+    if rows > m.max_request_rows {
         return Err(bad(format!(
             "batch of {rows} rows exceeds this model's max_request_rows ({})",
-            m.settings.max_request_rows
+            m.max_request_rows
         )));
     }
     Ok(())
@@ -765,7 +748,7 @@ fn code_of(
     what: impl Fn() -> String,
 ) -> Result<f32, ApiError> {
     let k = m.vocab[col].as_ref().map_or(0, |v| v.len());
-    if v.is_nan() && m.settings.allow_missing {
+    if v.is_nan() && m.allow_missing {
         // A missing category, as the online store passes it (the trainer's models read NaN
         // like their "unseen" code).
         return Ok(f32::NAN);
@@ -814,7 +797,7 @@ fn decode_tensor(m: &LoadedModel, input: &InputJson<'_>) -> Result<(Vec<f32>, us
             input.data.len()
         )));
     }
-    let nums = numbers(input, m.settings.allow_missing)?;
+    let nums = numbers(input, m.allow_missing)?;
     let mut out = Vec::with_capacity(expected);
     for (i, &v) in nums.iter().enumerate() {
         let (r, c) = (i / width, i % width);
@@ -967,7 +950,7 @@ fn decode_features(m: &LoadedModel, inputs: &[InputJson<'_>]) -> Result<Features
                         .map(|b| f64::from(u8::from(*b)))
                         .collect()
                 } else if is_numeric_dtype(&input.datatype) {
-                    numbers(input, m.settings.allow_missing)?.to_vec()
+                    numbers(input, m.allow_missing)?.to_vec()
                 } else {
                     return Err(bad(format!(
                         "input {:?}: feature is numeric, datatype {} is not",
@@ -1137,7 +1120,7 @@ fn record_value(
             to_f32(n.as_f64().unwrap_or(f64::INFINITY), what)
         }
         (FeatureKind::Numeric, Value::Bool(b)) => Ok(f32::from(u8::from(*b))),
-        (_, Value::Null) if m.settings.allow_missing => Ok(f32::NAN),
+        (_, Value::Null) if m.allow_missing => Ok(f32::NAN),
         (_, Value::Null) => Err(bad(format!(
             "{}: null; this model does not accept missing values",
             what()
@@ -1146,336 +1129,5 @@ fn record_value(
         (FeatureKind::Categorical, _) => {
             Err(bad(format!("{}: expected a category string", what())))
         }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Encoding
-
-fn write_json_str(buf: &mut Vec<u8>, s: &str) {
-    // Serializing a &str cannot fail.
-    let _ = serde_json::to_writer(&mut *buf, s);
-}
-
-fn write_data(buf: &mut Vec<u8>, data: &TensorData) {
-    let _ = match data {
-        TensorData::F32(v) => serde_json::to_writer(&mut *buf, v),
-        TensorData::F64(v) => serde_json::to_writer(&mut *buf, v),
-        TensorData::I32(v) => serde_json::to_writer(&mut *buf, v),
-        TensorData::I64(v) => serde_json::to_writer(&mut *buf, v),
-        TensorData::Bool(v) => serde_json::to_writer(&mut *buf, v),
-    };
-}
-
-/// OIP response body; with binary outputs, also the length of its JSON part (for the
-/// `Inference-Header-Content-Length` header), the raw tensors following it in output order.
-pub fn encode_infer(
-    m: &LoadedModel,
-    id: Option<&str>,
-    rows: usize,
-    outputs: &[Output],
-    selected: &[usize],
-    binary: &[bool],
-) -> (Vec<u8>, Option<usize>) {
-    let mut buf = Vec::with_capacity(96 + rows * 12 * selected.len());
-    buf.extend_from_slice(b"{\"model_name\":");
-    write_json_str(&mut buf, &m.name);
-    buf.extend_from_slice(b",\"model_version\":");
-    write_json_str(&mut buf, &m.version_label);
-    if let Some(id) = id {
-        buf.extend_from_slice(b",\"id\":");
-        write_json_str(&mut buf, id);
-    }
-    buf.extend_from_slice(b",\"outputs\":[");
-    for (n, &ix) in selected.iter().enumerate() {
-        let meta = &m.outputs[ix];
-        if n > 0 {
-            buf.push(b',');
-        }
-        buf.extend_from_slice(b"{\"name\":");
-        write_json_str(&mut buf, &meta.name);
-        let _ = write!(
-            DisplayBuf(&mut buf),
-            ",\"datatype\":\"{}\",\"shape\":[{rows}",
-            meta.dtype.oip_name()
-        );
-        for d in &meta.row_shape {
-            let _ = write!(DisplayBuf(&mut buf), ",{d}");
-        }
-        if binary.get(n).copied().unwrap_or(false) {
-            let size = binary_size(&outputs[ix].data);
-            let _ = write!(
-                DisplayBuf(&mut buf),
-                "],\"parameters\":{{\"binary_data_size\":{size}}}}}"
-            );
-        } else {
-            buf.extend_from_slice(b"],\"data\":");
-            write_data(&mut buf, &outputs[ix].data);
-            buf.push(b'}');
-        }
-    }
-    buf.extend_from_slice(b"]}");
-    if !binary.iter().any(|b| *b) {
-        return (buf, None);
-    }
-    let json_len = buf.len();
-    for (n, &ix) in selected.iter().enumerate() {
-        if binary.get(n).copied().unwrap_or(false) {
-            write_binary(&mut buf, &outputs[ix].data);
-        }
-    }
-    (buf, Some(json_len))
-}
-
-fn binary_size(data: &TensorData) -> usize {
-    match data {
-        TensorData::F32(v) => v.len() * 4,
-        TensorData::F64(v) => v.len() * 8,
-        TensorData::I32(v) => v.len() * 4,
-        TensorData::I64(v) => v.len() * 8,
-        TensorData::Bool(v) => v.len(),
-    }
-}
-
-fn write_binary(buf: &mut Vec<u8>, data: &TensorData) {
-    match data {
-        TensorData::F32(v) => v
-            .iter()
-            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-        TensorData::F64(v) => v
-            .iter()
-            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-        TensorData::I32(v) => v
-            .iter()
-            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-        TensorData::I64(v) => v
-            .iter()
-            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-        TensorData::Bool(v) => v.iter().for_each(|x| buf.push(u8::from(*x))),
-    }
-}
-
-/// v1 response: `{"predictions": [...]}`; one value per row when the (first) output has one
-/// element per row, a list per row otherwise; several outputs give one object per row.
-pub fn encode_predictions(m: &LoadedModel, rows: usize, outputs: &[Output]) -> Vec<u8> {
-    let row_json = |ix: usize, r: usize| -> Value {
-        let per = m.outputs[ix].row_len();
-        let vals: Vec<Value> = (r * per..(r + 1) * per)
-            .map(|i| match &outputs[ix].data {
-                TensorData::F32(v) => Value::from(v[i]),
-                TensorData::F64(v) => Value::from(v[i]),
-                TensorData::I32(v) => Value::from(v[i]),
-                TensorData::I64(v) => Value::from(v[i]),
-                TensorData::Bool(v) => Value::from(v[i]),
-            })
-            .collect();
-        if per == 1 {
-            vals.into_iter().next().unwrap_or(Value::Null)
-        } else {
-            Value::Array(vals)
-        }
-    };
-    let predictions: Vec<Value> = (0..rows)
-        .map(|r| {
-            if m.outputs.len() == 1 {
-                row_json(0, r)
-            } else {
-                Value::Object(
-                    m.outputs
-                        .iter()
-                        .enumerate()
-                        .map(|(ix, meta)| (meta.name.clone(), row_json(ix, r)))
-                        .collect(),
-                )
-            }
-        })
-        .collect();
-    serde_json::to_vec(&serde_json::json!({ "predictions": predictions })).unwrap_or_default()
-}
-
-struct DisplayBuf<'a>(&'a mut Vec<u8>);
-impl std::fmt::Write for DisplayBuf<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use serde_json::json;
-    use vane_registry::{FeatureSpec, Manifest, ModelVersion, Signature, TensorSpec};
-
-    use super::*;
-    use crate::backend::testing::SumEngine;
-    use crate::config::ModelSettings;
-    use crate::metrics::Metrics;
-
-    fn model(allow_missing: bool) -> LoadedModel {
-        let feature = |name: &str, kind, vocab: Option<Vec<&str>>| FeatureSpec {
-            name: name.into(),
-            dtype: if kind == FeatureKind::Numeric {
-                "FP32"
-            } else {
-                "BYTES"
-            }
-            .into(),
-            shape: vec![-1],
-            kind,
-            vocab: vocab.map(|v| v.into_iter().map(String::from).collect()),
-        };
-        let signature = Signature {
-            inputs: vec![
-                feature("income", FeatureKind::Numeric, None),
-                feature("owner", FeatureKind::Numeric, None),
-                feature("term", FeatureKind::Categorical, Some(vec!["36", "60"])),
-            ],
-            tensor: TensorSpec {
-                name: "input".into(),
-                datatype: "FP32".into(),
-                shape: vec![-1, 3],
-            },
-            outputs: vec![],
-            online: None,
-        };
-        let mv = ModelVersion {
-            name: "m".into(),
-            version: 3,
-            dir: "/nonexistent".into(),
-            manifest: Manifest {
-                name: "m".into(),
-                version: 3,
-                created_at: String::new(),
-                files: Default::default(),
-                lineage: Value::Null,
-                metrics: Value::Null,
-            },
-            signature,
-            model_bytes: vec![],
-            profile: None,
-        };
-        let mut settings = ModelSettings::defaults(1);
-        settings.allow_missing = allow_missing;
-        settings.max_request_rows = 10;
-        let metrics = Arc::new(Metrics::new());
-        LoadedModel::start(
-            &mv,
-            Arc::new(SumEngine::new(3, f32::MAX)),
-            settings,
-            &metrics,
-        )
-        .unwrap()
-    }
-
-    fn flat(v: Value) -> Flat {
-        serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn nested_data_flattens_row_major() {
-        let f = flat(json!([[1, 2.5], [3, [4]]]));
-        assert_eq!(
-            (f.kind, f.nums.clone(), f.len()),
-            (Kind::Num, vec![1.0, 2.5, 3.0, 4.0], 4)
-        );
-        assert_eq!(f.float_at, Some(1));
-        let f = flat(json!([null, 1, null]));
-        assert_eq!((f.kind, f.null_at, f.len()), (Kind::Num, Some(0), 3));
-        assert!(f.nums[0].is_nan() && f.nums[1] == 1.0);
-        let f = flat(json!(["a", ["b"]]));
-        assert_eq!(f.strs, vec!["a", "b"]);
-        assert_eq!(flat(json!([1, "x", true])).conflict, Some((1, "a string")));
-        assert_eq!(flat(json!(["x", null])).conflict, Some((1, "null")));
-        assert_eq!(flat(json!([null, "x"])).conflict, Some((1, "a string")));
-        assert_eq!(flat(json!(7)).nums, vec![7.0]);
-        assert!(serde_json::from_value::<Flat>(json!([{"a": 1}])).is_err());
-        let deep = (0..40).fold(json!(1), |acc, _| json!([acc]));
-        assert!(serde_json::from_value::<Flat>(deep).is_err());
-    }
-
-    #[test]
-    fn tensor_requests_decode_with_codes() {
-        let m = model(false);
-        let body = json!({"id": 5, "inputs": [{"name": "input", "shape": [2, 3], "datatype": "INT64", "data": [[100, 1, 0], [200, 0, 1]]}]});
-        let d = decode_infer(&m, &serde_json::to_vec(&body).unwrap(), None).unwrap();
-        assert_eq!((d.rows, d.id.as_deref()), (2, Some("5")));
-        assert_eq!(d.input, vec![100.0, 1.0, 0.0, 200.0, 0.0, 1.0]);
-        let bad = json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 1, 2]}]});
-        let err = decode_infer(&m, &serde_json::to_vec(&bad).unwrap(), None).unwrap_err();
-        assert!(err.to_string().contains("term"), "{err}");
-    }
-
-    #[test]
-    fn feature_requests_decode_in_signature_order() {
-        let m = model(false);
-        let body = json!({"inputs": [
-            {"name": "term", "shape": [2], "datatype": "BYTES", "data": ["60", "36"]},
-            {"name": "owner", "shape": [2, 1], "datatype": "BOOL", "data": [[true], [false]]},
-            {"name": "income", "shape": [2], "datatype": "FP64", "data": [1.5, 2]}
-        ], "parameters": {"timeout": 2500}});
-        let d = decode_infer(&m, &serde_json::to_vec(&body).unwrap(), None).unwrap();
-        assert_eq!(d.input, vec![1.5, 1.0, 1.0, 2.0, 0.0, 0.0]);
-        assert_eq!(d.timeout, Some(Duration::from_micros(2500)));
-    }
-
-    #[test]
-    fn missing_values_follow_the_model_policy() {
-        let body = serde_json::to_vec(&json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [null, 1, 0]}]})).unwrap();
-        let err = decode_infer(&model(false), &body, None).unwrap_err();
-        assert!(err.to_string().contains("null"), "{err}");
-        let d = decode_infer(&model(true), &body, None).unwrap();
-        assert!(d.input[0].is_nan());
-        // A missing category: refused, unless the model allows missing values; it then reaches
-        // the model as NaN, as a missing category from the online store does.
-        let body = serde_json::to_vec(&json!({"inputs": [{"name": "input", "shape": [1, 3], "datatype": "FP32", "data": [1, 1, null]}]})).unwrap();
-        let err = decode_infer(&model(false), &body, None).unwrap_err();
-        assert!(err.to_string().contains("element 2 is null"), "{err}");
-        let d = decode_infer(&model(true), &body, None).unwrap();
-        assert!(d.input[2].is_nan());
-        let body =
-            serde_json::to_vec(&json!({"instances": [{"income": 1, "owner": true, "term": null}]}))
-                .unwrap();
-        assert!(decode_records(&model(false), &body).is_err());
-        assert!(decode_records(&model(true), &body).unwrap().input[2].is_nan());
-    }
-
-    #[test]
-    fn records_decode_objects_and_arrays() {
-        let m = model(false);
-        let body = json!({"instances": [{"income": 10, "owner": true, "term": "60"}, [20, 0, "36"], [30, 1, 1]]});
-        let d = decode_records(&m, &serde_json::to_vec(&body).unwrap()).unwrap();
-        assert_eq!(d.rows, 3);
-        assert_eq!(
-            d.input,
-            vec![10.0, 1.0, 1.0, 20.0, 0.0, 0.0, 30.0, 1.0, 1.0]
-        );
-        let too_many = json!({"instances": vec![json!([1, 1, "36"]); 11]});
-        let err = decode_records(&m, &serde_json::to_vec(&too_many).unwrap()).unwrap_err();
-        assert!(err.to_string().contains("max_request_rows"), "{err}");
-    }
-
-    #[test]
-    fn responses_encode_as_oip_json() {
-        let mut m = model(false);
-        m.outputs = vec![crate::backend::OutputMeta {
-            name: "p\"q".into(),
-            dtype: crate::backend::DType::F32,
-            row_shape: vec![1],
-        }];
-        let outputs = vec![Output {
-            data: TensorData::F32(vec![0.25, 0.5]),
-        }];
-        let body: Value =
-            serde_json::from_slice(&encode_infer(&m, Some("id\n1"), 2, &outputs, &[0], &[false]).0)
-                .unwrap();
-        assert_eq!(
-            body,
-            json!({"model_name": "m", "model_version": "3", "id": "id\n1",
-                   "outputs": [{"name": "p\"q", "datatype": "FP32", "shape": [2, 1], "data": [0.25, 0.5]}]})
-        );
-        let v1: Value = serde_json::from_slice(&encode_predictions(&m, 2, &outputs)).unwrap();
-        assert_eq!(v1, json!({"predictions": [0.25, 0.5]}));
     }
 }

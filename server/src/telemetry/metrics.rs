@@ -1,50 +1,12 @@
-//! Prometheus metrics: every name lives here. Prefix `vane_`, base units, `_total` counters,
-//! labels `model`, `version`, `outcome`, `backend`, `status`, `role`, `reason`, `kind` only.
+//! Prometheus metric families: every name lives here. Prefix `vane_`, base units, `_total`
+//! counters, labels `model`, `version`, `outcome`, `backend`, `status`, `role`, `reason`, `kind`
+//! only; label values come from [`super::labels`].
 
+use super::labels::{DropReason, FailureKind, Outcome, Role, ShadowOutcome};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
-
-/// Request outcomes, as the `outcome` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Success,
-    BadRequest,
-    TooLarge,
-    Rejected,
-    Timeout,
-    Error,
-}
-
-impl Outcome {
-    const ALL: [Outcome; 6] = [
-        Outcome::Success,
-        Outcome::BadRequest,
-        Outcome::TooLarge,
-        Outcome::Rejected,
-        Outcome::Timeout,
-        Outcome::Error,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::BadRequest => "bad_request",
-            Outcome::TooLarge => "too_large",
-            Outcome::Rejected => "rejected",
-            Outcome::Timeout => "timeout",
-            Outcome::Error => "error",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// The `outcome` values of `vane_shadow_requests_total`.
-pub const SHADOW_OUTCOMES: [&str; 3] = ["success", "rejected", "error"];
 
 /// Latency buckets: 10 µs doubling to ~2.6 s.
 fn latency_buckets() -> Vec<f64> {
@@ -274,7 +236,7 @@ impl Metrics {
         self.samples_sent.inc_by(n);
     }
 
-    pub fn samples_dropped(&self, reason: crate::sampler::DropReason, n: u64) {
+    pub fn samples_dropped(&self, reason: DropReason, n: u64) {
         self.samples_dropped
             .with_label_values(&[reason.label()])
             .inc_by(n);
@@ -287,11 +249,7 @@ impl Metrics {
     /// Makes every sampler series visible (at 0) once a monitor is configured, so alerts on
     /// them have a series to evaluate before the first drop.
     pub fn init_sampler(&self) {
-        for r in [
-            crate::sampler::DropReason::QueueFull,
-            crate::sampler::DropReason::MonitorDown,
-            crate::sampler::DropReason::SendFailed,
-        ] {
+        for r in DropReason::ALL {
             self.samples_dropped.with_label_values(&[r.label()]);
         }
     }
@@ -300,17 +258,27 @@ impl Metrics {
         self.swaps.with_label_values(&[model]).inc();
     }
 
-    pub fn load_failure(&self, model: &str, reason: &str) {
-        self.load_failures.with_label_values(&[model, reason]).inc();
+    pub fn load_failure(&self, model: &str, reason: FailureKind) {
+        self.load_failures
+            .with_label_values(&[model, reason.label()])
+            .inc();
     }
 
-    pub fn registry_error(&self, kind: &str) {
-        self.registry_errors.with_label_values(&[kind]).inc();
+    pub fn registry_error(&self, kind: FailureKind) {
+        self.registry_errors
+            .with_label_values(&[kind.label()])
+            .inc();
     }
 
-    pub fn shadow(&self, model: &str, version: &str, outcome: &str, abs_diff: Option<f64>) {
+    pub fn shadow(
+        &self,
+        model: &str,
+        version: &str,
+        outcome: ShadowOutcome,
+        abs_diff: Option<f64>,
+    ) {
         self.shadow_requests
-            .with_label_values(&[model, version, outcome])
+            .with_label_values(&[model, version, outcome.label()])
             .inc();
         if let Some(d) = abs_diff {
             self.shadow_abs_diff
@@ -329,31 +297,19 @@ impl Metrics {
         }
     }
 
-    /// Publishes which loaded version plays which role (per mille of default traffic).
-    pub fn set_roles(&self, model: &str, routing: &crate::model::Routing) {
+    /// Publishes which loaded version plays which role, with its per mille of default
+    /// traffic (`roles`: version, role, share in [0, 1]).
+    pub fn set_roles(&self, model: &str, roles: &[(u64, Role, f64)]) {
         // Drop this model's previous role series first; only current roles remain.
         self.forget_roles(model);
         let mut set = self.roles_set.lock().unwrap_or_else(|p| p.into_inner());
         let mut now = Vec::new();
-        let canary_share = routing.canary.map_or(0.0, |(_, w)| w);
-        let champion = routing.champion.to_string();
-        self.model_role
-            .with_label_values(&[model, champion.as_str(), "champion"])
-            .set(((1.0 - canary_share) * 1000.0).round() as i64);
-        now.push((champion, "champion"));
-        if let Some((v, w)) = routing.canary {
-            let v = v.to_string();
+        for (version, role, share) in roles {
+            let v = version.to_string();
             self.model_role
-                .with_label_values(&[model, v.as_str(), "canary"])
-                .set((w * 1000.0).round() as i64);
-            now.push((v, "canary"));
-        }
-        if let Some(v) = routing.shadow {
-            let v = v.to_string();
-            self.model_role
-                .with_label_values(&[model, v.as_str(), "shadow"])
-                .set(0);
-            now.push((v, "shadow"));
+                .with_label_values(&[model, v.as_str(), role.label()])
+                .set((share * 1000.0).round() as i64);
+            now.push((v, role.label()));
         }
         set.insert(model.to_string(), now);
     }
@@ -395,10 +351,10 @@ impl Metrics {
             let _ = h.remove_label_values(&mv);
         }
         let _ = self.cancelled.remove_label_values(&mv);
-        for outcome in SHADOW_OUTCOMES {
+        for outcome in ShadowOutcome::ALL {
             let _ = self
                 .shadow_requests
-                .remove_label_values(&[model, version, outcome]);
+                .remove_label_values(&[model, version, outcome.label()]);
         }
     }
 

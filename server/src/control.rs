@@ -1,6 +1,7 @@
-//! Hot swap: a watcher thread polls the registry (and acts on SIGHUP and the repository API),
-//! loads, verifies and warms new versions, checks they fit the route, and swaps the route
-//! table atomically. Anything that fails leaves the serving versions alone.
+//! The control plane: a [`Watcher`] thread polls the registry (and acts on SIGHUP and the
+//! repository API's [`Command`]s), loads, verifies and warms new versions, checks they fit
+//! the route, and swaps the serving core's route table atomically. Anything that fails leaves
+//! the serving versions alone. It needs only the model table and the metrics.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -14,8 +15,22 @@ use vane_registry::{Registry, RegistryError, Signature, VersionRef};
 use crate::backend::onnxruntime::OrtRuntime;
 use crate::backend::{self, LoadOptions};
 use crate::config::Config;
-use crate::http::AppState;
-use crate::model::{LoadedModel, ModelEntry, ModelTable, Routing};
+use crate::core::Core;
+use crate::core::model::{LoadedModel, ModelEntry, ModelTable, Routing};
+use crate::telemetry::labels::FailureKind;
+
+/// Why a strict sync (at startup) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("registry: {0}")]
+    Registry(#[from] RegistryError),
+    #[error("model {model:?} version {version}: {reason}")]
+    Version {
+        model: String,
+        version: u64,
+        reason: String,
+    },
+}
 
 /// Failed versions are retried after this long (or when the registry points elsewhere).
 const RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -52,7 +67,7 @@ pub struct ModelStatus {
 /// Why a version could not be served; `kind` is the metric label.
 #[derive(Debug, Clone)]
 pub struct LoadFailure {
-    pub kind: &'static str,
+    pub kind: FailureKind,
     pub message: String,
 }
 
@@ -110,7 +125,7 @@ pub fn load_version(
     registry: &dyn Registry,
     cfg: &Config,
     ort: Option<&Arc<OrtRuntime>>,
-    state: &AppState,
+    core: &Core,
     model: &str,
     version: u64,
     reference: Option<&Signature>,
@@ -120,7 +135,7 @@ pub fn load_version(
         .map_err(LoadFailure::from_registry)?;
     if let Some(why) = reference.and_then(|r| incompatibility(r, &mv.signature)) {
         return Err(LoadFailure {
-            kind: "incompatible",
+            kind: FailureKind::Incompatible,
             message: format!("signature incompatible with the served version: {why}"),
         });
     }
@@ -131,11 +146,11 @@ pub fn load_version(
     };
     let engine =
         backend::load(cfg.backend, ort, &mv.model_bytes, &opts).map_err(|e| LoadFailure {
-            kind: "load",
+            kind: FailureKind::Load,
             message: e.to_string(),
         })?;
-    LoadedModel::start(&mv, engine, settings, &state.metrics).map_err(|e| LoadFailure {
-        kind: "warmup",
+    LoadedModel::start(&mv, engine, settings, &core.metrics).map_err(|e| LoadFailure {
+        kind: FailureKind::Warmup,
         message: e.to_string(),
     })
 }
@@ -150,7 +165,7 @@ pub struct Watcher {
     registry: Arc<dyn Registry>,
     cfg: Config,
     ort: Option<Arc<OrtRuntime>>,
-    state: Arc<AppState>,
+    core: Arc<Core>,
     failures: HashMap<(String, u64), Failure>,
     unloaded: BTreeSet<String>,
     /// The last registry error per model, for the index.
@@ -164,13 +179,13 @@ impl Watcher {
         registry: Arc<dyn Registry>,
         cfg: Config,
         ort: Option<Arc<OrtRuntime>>,
-        state: Arc<AppState>,
+        core: Arc<Core>,
     ) -> Self {
         Self {
             registry,
             cfg,
             ort,
-            state,
+            core,
             failures: HashMap::new(),
             unloaded: BTreeSet::new(),
             registry_errors: BTreeMap::new(),
@@ -246,7 +261,7 @@ impl Watcher {
                 // Forget failures so an operator's load retries at once.
                 self.failures.retain(|(m, _), _| *m != model);
                 let r = match self.sync_model(&model, false) {
-                    Ok(()) if self.state.models.load().models.contains_key(&model) => {
+                    Ok(()) if self.core.models.load().models.contains_key(&model) => {
                         Ok(self.index())
                     }
                     Ok(()) => Err(self
@@ -260,7 +275,7 @@ impl Watcher {
                 let _ = reply.send(r);
             }
             Command::Unload(model, reply) => {
-                let r = if self.state.models.load().models.contains_key(&model) {
+                let r = if self.core.models.load().models.contains_key(&model) {
                     self.unloaded.insert(model.clone());
                     self.remove(&model);
                     tracing::info!(model = %model, "model unloaded on request");
@@ -275,14 +290,14 @@ impl Watcher {
 
     /// One pass over the registry. In `strict` mode (startup) a model whose champion cannot
     /// be served is an error; otherwise failures are logged, counted and retried later.
-    pub fn sync(&mut self, strict: bool) -> Result<(), crate::StartError> {
+    pub fn sync(&mut self, strict: bool) -> Result<(), SyncError> {
         let models = match self.registry.models() {
             Ok(m) => {
                 self.poll_error = None;
                 m
             }
             Err(e) => {
-                self.state.metrics.registry_error(error_kind(&e));
+                self.core.metrics.registry_error(error_kind(&e));
                 if strict {
                     return Err(e.into());
                 }
@@ -299,7 +314,7 @@ impl Watcher {
         }
         // Models gone from the registry stop being served.
         let gone: Vec<String> = self
-            .state
+            .core
             .models
             .load()
             .models
@@ -315,12 +330,12 @@ impl Watcher {
     }
 
     fn remove(&self, model: &str) {
-        self.state.models.rcu(|t| {
+        self.core.models.rcu(|t| {
             let mut t = ModelTable::clone(t);
             t.models.remove(model);
             t
         });
-        self.state.metrics.forget_roles(model);
+        self.core.metrics.forget_roles(model);
     }
 
     fn load(
@@ -342,7 +357,7 @@ impl Watcher {
             &*self.registry,
             &self.cfg,
             self.ort.as_ref(),
-            &self.state,
+            &self.core,
             model,
             version,
             reference,
@@ -361,8 +376,8 @@ impl Watcher {
                 Ok(Arc::new(m))
             }
             Err(e) => {
-                self.state.metrics.load_failure(model, e.kind);
-                tracing::warn!(model, version, reason = e.kind, error = %e.message, "model version not loaded; the served versions keep serving");
+                self.core.metrics.load_failure(model, e.kind);
+                tracing::warn!(model, version, reason = e.kind.label(), error = %e.message, "model version not loaded; the served versions keep serving");
                 self.failures.insert(
                     key,
                     Failure {
@@ -376,14 +391,14 @@ impl Watcher {
     }
 
     /// Brings one model's route in line with its registry policy.
-    fn sync_model(&mut self, name: &str, strict: bool) -> Result<(), crate::StartError> {
+    fn sync_model(&mut self, name: &str, strict: bool) -> Result<(), SyncError> {
         let policy = match self.registry.policy(name) {
             Ok(p) => {
                 self.registry_errors.remove(name);
                 p
             }
             Err(e) => {
-                self.state.metrics.registry_error(error_kind(&e));
+                self.core.metrics.registry_error(error_kind(&e));
                 if strict {
                     return Err(e.into());
                 }
@@ -400,7 +415,7 @@ impl Watcher {
                 .resolve(name, &VersionRef::Alias(self.cfg.alias.clone()))
                 .ok()
         };
-        let current = self.state.models.load().models.get(name).cloned();
+        let current = self.core.models.load().models.get(name).cloned();
         let Some(champion) = champion else {
             if current.is_none() {
                 tracing::warn!(model = name, alias = %self.cfg.alias, "not serving: no such alias");
@@ -410,7 +425,7 @@ impl Watcher {
         let reference = current
             .as_ref()
             .and_then(|e| e.champion())
-            .map(|m| m.signature.clone());
+            .map(|m| m.schema.signature.clone());
         let mut versions = BTreeMap::new();
         let get =
             |this: &mut Self, v: u64, strict: bool| -> Result<Arc<LoadedModel>, LoadFailure> {
@@ -424,7 +439,7 @@ impl Watcher {
             Err(e) => match current.as_ref().and_then(|c| c.champion()) {
                 Some(c) => c.clone(),
                 None if strict => {
-                    return Err(crate::StartError::Version {
+                    return Err(SyncError::Version {
                         model: name.to_string(),
                         version: champion,
                         reason: e.message,
@@ -460,13 +475,13 @@ impl Watcher {
             return Ok(());
         }
         let entry = ModelEntry { routing, versions };
-        self.state.models.rcu(|t| {
+        self.core.models.rcu(|t| {
             let mut t = ModelTable::clone(t);
             t.models.insert(name.to_string(), entry.clone());
             t
         });
-        self.state.metrics.swap(name);
-        self.state.metrics.set_roles(name, &entry.routing);
+        self.core.metrics.swap(name);
+        self.core.metrics.set_roles(name, &entry.routing.roles());
         tracing::info!(
             model = name,
             champion = entry.routing.champion,
@@ -479,7 +494,7 @@ impl Watcher {
 
     /// The repository index: what is served, what failed, what is unloaded.
     pub fn index(&self) -> Vec<ModelStatus> {
-        let table = self.state.models.load();
+        let table = self.core.models.load();
         let mut out = Vec::new();
         for (name, entry) in &table.models {
             for v in entry.versions.keys() {
@@ -505,7 +520,7 @@ impl Watcher {
                 version: Some(v.to_string()),
                 role: None,
                 state: "UNAVAILABLE",
-                reason: format!("{}: {}", f.error.kind, f.error.message),
+                reason: format!("{}: {}", f.error.kind.label(), f.error.message),
             });
         }
         for (name, e) in &self.registry_errors {
@@ -531,13 +546,15 @@ impl Watcher {
     }
 }
 
-fn error_kind(e: &RegistryError) -> &'static str {
+fn error_kind(e: &RegistryError) -> FailureKind {
     match e {
-        RegistryError::NotFound(_) => "not_found",
-        RegistryError::DigestMismatch { .. } | RegistryError::SizeMismatch { .. } => "digest",
-        RegistryError::Unreachable { .. } => "unreachable",
-        RegistryError::Malformed { .. } => "malformed",
-        _ => "fetch",
+        RegistryError::NotFound(_) => FailureKind::NotFound,
+        RegistryError::DigestMismatch { .. } | RegistryError::SizeMismatch { .. } => {
+            FailureKind::Digest
+        }
+        RegistryError::Unreachable { .. } => FailureKind::Unreachable,
+        RegistryError::Malformed { .. } => FailureKind::Malformed,
+        _ => FailureKind::Fetch,
     }
 }
 

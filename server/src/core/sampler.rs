@@ -13,72 +13,24 @@
 //! away the sender drops what it drains (counted) and reconnects with exponential backoff, so
 //! scoring never waits on the monitor.
 //!
-//! Which requests are sampled is decided per model version ([`crate::model::LoadedModel`]'s
+//! Which requests are sampled is decided per model version ([`crate::core::model::LoadedModel`]'s
 //! sampling rate, from `sample_percent`); the decision costs one comparison when the rate is 0.
 
 use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use vane_registry::{FeatureKind, Signature};
 use vane_sample_stream as wire;
 
 use crate::backend::{DType, Output, OutputMeta, TensorData};
-use crate::metrics::Metrics;
-
-/// Where the monitor listens: `tcp://host:port` (or plain `host:port`) or `unix:///path`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum MonitorAddr {
-    Tcp(String),
-    Unix(PathBuf),
-}
-
-impl FromStr for MonitorAddr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if let Some(path) = s.strip_prefix("unix://") {
-            if path.is_empty() {
-                return Err(format!("monitor address {s:?} names no socket path"));
-            }
-            return Ok(MonitorAddr::Unix(PathBuf::from(path)));
-        }
-        let hostport = s.strip_prefix("tcp://").unwrap_or(s);
-        match hostport.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-                Ok(MonitorAddr::Tcp(hostport.to_string()))
-            }
-            _ => Err(format!(
-                "monitor address {s:?}: expected tcp://host:port, host:port or unix:///path"
-            )),
-        }
-    }
-}
-
-impl std::fmt::Display for MonitorAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MonitorAddr::Tcp(a) => write!(f, "tcp://{a}"),
-            MonitorAddr::Unix(p) => write!(f, "unix://{}", p.display()),
-        }
-    }
-}
-
-/// Sizing of the sampler.
-#[derive(Debug, Clone, Serialize)]
-pub struct SamplerOptions {
-    pub addr: MonitorAddr,
-    /// Rows the buffers hold, all threads together, before samples are dropped.
-    pub max_queued_rows: usize,
-    /// How often the sender drains the ring.
-    pub flush_interval: Duration,
-}
+use crate::config::{MonitorAddr, SamplerOptions};
+use crate::telemetry::Metrics;
+use crate::telemetry::labels::DropReason;
 
 /// How one model version's samples look on the wire; built once per loaded version.
 #[derive(Debug)]
@@ -202,27 +154,6 @@ struct Group {
 #[derive(Default)]
 struct Shard {
     groups: Vec<Group>,
-}
-
-/// Why samples were dropped (the `reason` label of `vane_samples_dropped_total`).
-#[derive(Debug, Clone, Copy)]
-pub enum DropReason {
-    /// The ring or its row budget was full.
-    QueueFull,
-    /// No connection to the monitor.
-    MonitorDown,
-    /// Writing to the monitor failed.
-    SendFailed,
-}
-
-impl DropReason {
-    pub fn label(self) -> &'static str {
-        match self {
-            DropReason::QueueFull => "queue_full",
-            DropReason::MonitorDown => "monitor_down",
-            DropReason::SendFailed => "send_failed",
-        }
-    }
 }
 
 /// Distinguishes samplers in one process (tests start several), for the thread-local lookup.

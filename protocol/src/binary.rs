@@ -1,0 +1,109 @@
+//! The binary tensor extension: raw little-endian, row-major tensors after the JSON header.
+//! `BYTES` elements are each a 4-byte little-endian length followed by the bytes.
+
+use crate::DecodeError;
+use crate::columns::{Val, bad, check_string};
+use crate::tensor::TensorData;
+
+/// Reads the raw tensor `bytes` of input `name`, declared as `datatype`, value by value.
+/// A NaN float is a missing value, as JSON `null` is.
+pub(crate) fn read(
+    name: &str,
+    datatype: &str,
+    bytes: &[u8],
+    mut put: impl FnMut(Val<'_>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    macro_rules! numbers {
+        ($t:ty) => {{
+            const W: usize = std::mem::size_of::<$t>();
+            if !bytes.len().is_multiple_of(W) {
+                return Err(bad(format!(
+                    "input {name:?}: {} bytes of {datatype} is not a whole number of {W}-byte elements",
+                    bytes.len()
+                )));
+            }
+            for c in bytes.chunks_exact(W) {
+                let mut a = [0u8; W];
+                a.copy_from_slice(c);
+                put(Val::Num(<$t>::from_le_bytes(a) as f64))?;
+            }
+        }};
+    }
+    match datatype {
+        "FP32" => numbers!(f32),
+        "FP64" => numbers!(f64),
+        "INT8" => numbers!(i8),
+        "INT16" => numbers!(i16),
+        "INT32" => numbers!(i32),
+        "INT64" => numbers!(i64),
+        "UINT8" => numbers!(u8),
+        "UINT16" => numbers!(u16),
+        "UINT32" => numbers!(u32),
+        "UINT64" => numbers!(u64),
+        "BOOL" => {
+            for b in bytes {
+                put(Val::Bool(*b != 0))?;
+            }
+        }
+        "BYTES" => {
+            let mut rest = bytes;
+            let mut i = 0;
+            while !rest.is_empty() {
+                let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                    return Err(bad(format!(
+                        "input {name:?}: truncated BYTES length prefix"
+                    )));
+                };
+                let n = u32::from_le_bytes(*len) as usize;
+                if n > tail.len() {
+                    return Err(bad(format!(
+                        "input {name:?}: BYTES element {i} claims {n} bytes, {} left",
+                        tail.len()
+                    )));
+                }
+                let s = std::str::from_utf8(&tail[..n])
+                    .map_err(|_| bad(format!("input {name:?}: BYTES element {i} is not UTF-8")))?;
+                check_string(s)?;
+                put(Val::Str(s))?;
+                rest = &tail[n..];
+                i += 1;
+            }
+        }
+        other => {
+            return Err(bad(format!(
+                "input {name:?}: datatype {other:?} is not supported in binary form"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Bytes [`write`] appends for `data`.
+pub fn size(data: &TensorData) -> usize {
+    match data {
+        TensorData::F32(v) => v.len() * 4,
+        TensorData::F64(v) => v.len() * 8,
+        TensorData::I32(v) => v.len() * 4,
+        TensorData::I64(v) => v.len() * 8,
+        TensorData::Bool(v) => v.len(),
+    }
+}
+
+/// Appends `data` as a raw little-endian tensor.
+pub fn write(buf: &mut Vec<u8>, data: &TensorData) {
+    match data {
+        TensorData::F32(v) => v
+            .iter()
+            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+        TensorData::F64(v) => v
+            .iter()
+            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+        TensorData::I32(v) => v
+            .iter()
+            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+        TensorData::I64(v) => v
+            .iter()
+            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+        TensorData::Bool(v) => v.iter().for_each(|x| buf.push(u8::from(*x))),
+    }
+}

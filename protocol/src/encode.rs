@@ -1,0 +1,141 @@
+//! Response bodies: OIP v2 JSON (with binary outputs) and v1 predictions, written straight
+//! into one buffer.
+
+use std::fmt::Write as _;
+
+use crate::OutputSelection;
+use crate::binary;
+use crate::schema::Schema;
+use crate::tensor::{Output, TensorData};
+
+fn write_json_str(buf: &mut Vec<u8>, s: &str) {
+    // Serializing a &str cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+fn write_data(buf: &mut Vec<u8>, data: &TensorData) {
+    let _ = match data {
+        TensorData::F32(v) => serde_json::to_writer(&mut *buf, v),
+        TensorData::F64(v) => serde_json::to_writer(&mut *buf, v),
+        TensorData::I32(v) => serde_json::to_writer(&mut *buf, v),
+        TensorData::I64(v) => serde_json::to_writer(&mut *buf, v),
+        TensorData::Bool(v) => serde_json::to_writer(&mut *buf, v),
+    };
+}
+
+/// OIP response body; with binary outputs, also the length of its JSON part (for the
+/// `Inference-Header-Content-Length` header), the raw tensors following it in output order.
+/// `id` is the request's id as JSON text (see [`crate::Decoded::id`]).
+pub fn encode_infer(
+    schema: &Schema,
+    id: Option<&str>,
+    rows: usize,
+    outputs: &[Output],
+    selection: &OutputSelection,
+) -> (Vec<u8>, Option<usize>) {
+    let selected = selection.iter(schema.outputs.len());
+    let mut buf = Vec::with_capacity(96 + rows * 12 * schema.outputs.len());
+    buf.extend_from_slice(b"{\"model_name\":");
+    write_json_str(&mut buf, &schema.name);
+    buf.extend_from_slice(b",\"model_version\":");
+    write_json_str(&mut buf, &schema.version_label);
+    if let Some(id) = id {
+        buf.extend_from_slice(b",\"id\":");
+        buf.extend_from_slice(id.as_bytes());
+    }
+    buf.extend_from_slice(b",\"outputs\":[");
+    let mut any_binary = false;
+    for (n, (ix, binary)) in selected.clone().enumerate() {
+        let meta = &schema.outputs[ix];
+        if n > 0 {
+            buf.push(b',');
+        }
+        buf.extend_from_slice(b"{\"name\":");
+        write_json_str(&mut buf, &meta.name);
+        let _ = write!(
+            DisplayBuf(&mut buf),
+            ",\"datatype\":\"{}\",\"shape\":[{rows}",
+            meta.dtype.oip_name()
+        );
+        for d in &meta.row_shape {
+            let _ = write!(DisplayBuf(&mut buf), ",{d}");
+        }
+        if binary {
+            any_binary = true;
+            let size = binary::size(&outputs[ix].data);
+            let _ = write!(
+                DisplayBuf(&mut buf),
+                "],\"parameters\":{{\"binary_data_size\":{size}}}}}"
+            );
+        } else {
+            buf.extend_from_slice(b"],\"data\":");
+            write_data(&mut buf, &outputs[ix].data);
+            buf.push(b'}');
+        }
+    }
+    buf.extend_from_slice(b"]}");
+    if !any_binary {
+        return (buf, None);
+    }
+    let json_len = buf.len();
+    for (ix, binary) in selected {
+        if binary {
+            binary::write(&mut buf, &outputs[ix].data);
+        }
+    }
+    (buf, Some(json_len))
+}
+
+/// v1 response: `{"predictions": [...]}`; one value per row when the (first) output has one
+/// element per row, a list per row otherwise; several outputs give one object per row.
+pub fn encode_predictions(schema: &Schema, rows: usize, outputs: &[Output]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(24 + rows * 16 * outputs.len());
+    buf.extend_from_slice(b"{\"predictions\":[");
+    for r in 0..rows {
+        if r > 0 {
+            buf.push(b',');
+        }
+        if schema.outputs.len() == 1 {
+            write_row(&mut buf, schema, outputs, 0, r);
+        } else {
+            buf.push(b'{');
+            for (ix, meta) in schema.outputs.iter().enumerate() {
+                if ix > 0 {
+                    buf.push(b',');
+                }
+                write_json_str(&mut buf, &meta.name);
+                buf.push(b':');
+                write_row(&mut buf, schema, outputs, ix, r);
+            }
+            buf.push(b'}');
+        }
+    }
+    buf.extend_from_slice(b"]}");
+    buf
+}
+
+/// Row `r` of output `ix`: a scalar when the output has one element per row, else a list.
+fn write_row(buf: &mut Vec<u8>, schema: &Schema, outputs: &[Output], ix: usize, r: usize) {
+    let per = schema.outputs[ix].row_len();
+    let range = r * per..(r + 1) * per;
+    let _ = match (&outputs[ix].data, per) {
+        (TensorData::F32(v), 1) => serde_json::to_writer(&mut *buf, &v[r]),
+        (TensorData::F64(v), 1) => serde_json::to_writer(&mut *buf, &v[r]),
+        (TensorData::I32(v), 1) => serde_json::to_writer(&mut *buf, &v[r]),
+        (TensorData::I64(v), 1) => serde_json::to_writer(&mut *buf, &v[r]),
+        (TensorData::Bool(v), 1) => serde_json::to_writer(&mut *buf, &v[r]),
+        (TensorData::F32(v), _) => serde_json::to_writer(&mut *buf, &v[range]),
+        (TensorData::F64(v), _) => serde_json::to_writer(&mut *buf, &v[range]),
+        (TensorData::I32(v), _) => serde_json::to_writer(&mut *buf, &v[range]),
+        (TensorData::I64(v), _) => serde_json::to_writer(&mut *buf, &v[range]),
+        (TensorData::Bool(v), _) => serde_json::to_writer(&mut *buf, &v[range]),
+    };
+}
+
+struct DisplayBuf<'a>(&'a mut Vec<u8>);
+impl std::fmt::Write for DisplayBuf<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! What the codecs need to know about one model version: its signature, vocabularies,
+//! outputs and request limits. Built once per version; nothing in it runs.
+
+use std::collections::HashMap;
+
+use vane_registry::{FeatureKind, Signature};
+
+use crate::tensor::OutputMeta;
+
+/// The request and response shape of one model version.
+#[derive(Debug, Clone)]
+pub struct Schema {
+    pub name: String,
+    /// The version as it appears in bodies and labels.
+    pub version_label: String,
+    pub signature: Signature,
+    /// Per feature: category → code, for categorical features.
+    pub vocab: Vec<Option<HashMap<String, u32>>>,
+    /// What the backend returns, in order.
+    pub outputs: Vec<OutputMeta>,
+    /// Most rows one request may carry.
+    pub max_request_rows: usize,
+    /// Whether `null` (NaN in binary floats) may reach the model as a missing value.
+    pub allow_missing: bool,
+    /// Per feature: filled from the online store when an entity-keyed request leaves it out.
+    pub(crate) fillable: Vec<bool>,
+}
+
+impl Schema {
+    pub fn new(
+        name: &str,
+        version: u64,
+        signature: Signature,
+        outputs: Vec<OutputMeta>,
+        max_request_rows: usize,
+        allow_missing: bool,
+    ) -> Self {
+        let vocab = signature
+            .inputs
+            .iter()
+            .map(|f| match f.kind {
+                FeatureKind::Categorical => Some(
+                    f.vocab
+                        .iter()
+                        .flatten()
+                        .enumerate()
+                        .map(|(i, c)| (c.clone(), i as u32))
+                        .collect(),
+                ),
+                FeatureKind::Numeric => None,
+            })
+            .collect();
+        let mut fillable = vec![false; signature.width()];
+        if let Some(online) = &signature.online {
+            for f in online.views.iter().flat_map(|v| &v.features) {
+                if let Some(c) = signature.position(f) {
+                    fillable[c] = true;
+                }
+            }
+        }
+        Self {
+            name: name.to_owned(),
+            version_label: version.to_string(),
+            signature,
+            vocab,
+            outputs,
+            max_request_rows,
+            allow_missing,
+            fillable,
+        }
+    }
+
+    /// Model input width F.
+    pub fn width(&self) -> usize {
+        self.signature.width()
+    }
+
+    /// The input naming the entity whose stored features complete a request, if any.
+    pub fn entity_key(&self) -> Option<&str> {
+        self.signature
+            .online
+            .as_ref()
+            .map(|o| o.entity_key.as_str())
+    }
+
+    /// Values one request may carry in all: `max_request_rows` rows of every feature plus an
+    /// entity key. Decoders stop at this count, before allocating more.
+    pub(crate) fn value_budget(&self) -> usize {
+        self.max_request_rows.saturating_mul(self.width() + 1)
+    }
+}

@@ -1,0 +1,396 @@
+//! KServe v1 / TF-Serving records: `{"instances": [...]}`, each instance an object keyed by
+//! feature name or an array of F values in signature order (categorical values as strings or
+//! codes). Decoded in one pass, row by row, into the model input; the row limit applies
+//! before a row past it is allocated.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use vane_registry::FeatureKind;
+
+use crate::columns::{bad, category, code_of, entity_id, to_f32};
+use crate::json::{Str, fail, finish};
+use crate::schema::Schema;
+use crate::{DecodeError, Decoded, EntityRequest, OutputSelection};
+
+/// Decodes a v1 `instances` request against `schema`.
+pub fn decode_records(schema: &Schema, body: &[u8]) -> Result<Decoded, DecodeError> {
+    let mut ctx = Ctx {
+        schema,
+        out: Vec::new(),
+        rows: 0,
+        ids: Vec::new(),
+        provided: Vec::new(),
+        keyed: None,
+        seen: vec![false; schema.width()],
+        saw_instances: false,
+        error: None,
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = (&mut de)
+        .deserialize_map(Top { ctx: &mut ctx })
+        .and_then(|()| de.end());
+    finish(parsed, ctx.error.take())?;
+    if !ctx.saw_instances {
+        return Err(bad("invalid request body: missing field `instances`"));
+    }
+    if ctx.rows == 0 {
+        return Err(bad("empty batch: the request has 0 rows"));
+    }
+    let entities = (!ctx.ids.is_empty()).then_some(EntityRequest {
+        ids: ctx.ids,
+        provided: ctx.provided,
+    });
+    Ok(Decoded {
+        input: ctx.out,
+        rows: ctx.rows,
+        id: None,
+        outputs: OutputSelection::All { binary: false },
+        timeout: None,
+        entities,
+    })
+}
+
+struct Ctx<'s> {
+    schema: &'s Schema,
+    out: Vec<f32>,
+    rows: usize,
+    ids: Vec<i64>,
+    /// `rows × F`: true where the instance gave the value.
+    provided: Vec<bool>,
+    /// Whether instances name entities (all or none do).
+    keyed: Option<bool>,
+    /// Features the current instance gave.
+    seen: Vec<bool>,
+    saw_instances: bool,
+    error: Option<DecodeError>,
+}
+
+impl Ctx<'_> {
+    fn keyed(&mut self, r: usize, keyed: bool) -> Result<(), DecodeError> {
+        if *self.keyed.get_or_insert(keyed) != keyed {
+            return Err(bad(format!(
+                "instances[{r}]: either every instance names {:?} or none does",
+                self.schema.entity_key().unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+}
+
+struct Top<'c, 's> {
+    ctx: &'c mut Ctx<'s>,
+}
+
+impl<'de> Visitor<'de> for Top<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object with `instances`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            if &*key.0 == "instances" {
+                if std::mem::replace(&mut self.ctx.saw_instances, true) {
+                    return Err(fail(
+                        &mut self.ctx.error,
+                        bad("field `instances` is given twice"),
+                    ));
+                }
+                map.next_value_seed(Instances {
+                    ctx: &mut *self.ctx,
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Instances<'c, 's> {
+    ctx: &'c mut Ctx<'s>,
+}
+
+impl<'de> DeserializeSeed<'de> for Instances<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Instances<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of instances")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let ctx = self.ctx;
+        while seq
+            .next_element_seed(Instance { ctx: &mut *ctx })?
+            .is_some()
+        {}
+        Ok(())
+    }
+}
+
+/// One instance: a row appended to the model input.
+struct Instance<'c, 's> {
+    ctx: &'c mut Ctx<'s>,
+}
+
+impl Instance<'_, '_> {
+    /// Starts row `r`, refusing one past the limit before allocating it.
+    fn open(&mut self) -> Result<usize, DecodeError> {
+        let s = self.ctx.schema;
+        let r = self.ctx.rows;
+        if r == s.max_request_rows {
+            return Err(bad(format!(
+                "batch of more than {r} rows exceeds this model's max_request_rows ({r})"
+            )));
+        }
+        self.ctx.rows += 1;
+        self.ctx.out.resize(self.ctx.out.len() + s.width(), 0.0);
+        Ok(r)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Instance<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Instance<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an instance: an object or an array")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let r = self.open().map_err(|e| fail(&mut self.ctx.error, e))?;
+        let ctx = self.ctx;
+        let s = ctx.schema;
+        let width = s.width();
+        ctx.seen.fill(false);
+        let mut id = None;
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            let key = key.0;
+            if s.entity_key() == Some(&*key) {
+                let what = || format!("instances[{r}].{key}");
+                let v = map.next_value_seed(Record {
+                    schema: s,
+                    col: None,
+                    what: &what,
+                    error: &mut ctx.error,
+                })?;
+                id = Some(entity_id(v, what).map_err(|e| fail(&mut ctx.error, e))?);
+            } else if let Some(c) = s.signature.position(&key) {
+                let what = || format!("instances[{r}].{key}");
+                let x = map.next_value_seed(Record {
+                    schema: s,
+                    col: Some(c),
+                    what: &what,
+                    error: &mut ctx.error,
+                })?;
+                ctx.out[r * width + c] = x as f32;
+                ctx.seen[c] = true;
+            } else {
+                return Err(fail(
+                    &mut ctx.error,
+                    bad(format!("instances[{r}]: unknown feature {key:?}")),
+                ));
+            }
+        }
+        ctx.keyed(r, id.is_some())
+            .map_err(|e| fail(&mut ctx.error, e))?;
+        if let Some(c) = (0..width).find(|c| !(ctx.seen[*c] || (id.is_some() && s.fillable[*c]))) {
+            return Err(fail(
+                &mut ctx.error,
+                bad(format!(
+                    "instances[{r}]: missing feature {:?}",
+                    s.signature.inputs[c].name
+                )),
+            ));
+        }
+        if let Some(id) = id {
+            ctx.ids.push(id);
+            ctx.provided.extend_from_slice(&ctx.seen);
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let r = self.open().map_err(|e| fail(&mut self.ctx.error, e))?;
+        let ctx = self.ctx;
+        let s = ctx.schema;
+        let width = s.width();
+        ctx.keyed(r, false).map_err(|e| fail(&mut ctx.error, e))?;
+        for c in 0..width {
+            let what = || format!("instances[{r}][{c}] ({})", s.signature.inputs[c].name);
+            let x = seq.next_element_seed(Record {
+                schema: s,
+                col: Some(c),
+                what: &what,
+                error: &mut ctx.error,
+            })?;
+            let Some(x) = x else {
+                return Err(fail(
+                    &mut ctx.error,
+                    bad(format!(
+                        "instances[{r}]: {c} values, the model takes {width}"
+                    )),
+                ));
+            };
+            ctx.out[r * width + c] = x as f32;
+        }
+        if seq.next_element::<IgnoredAny>()?.is_some() {
+            return Err(fail(
+                &mut ctx.error,
+                bad(format!(
+                    "instances[{r}]: more than {width} values, the model takes {width}"
+                )),
+            ));
+        }
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        let r = self.ctx.rows;
+        Err(fail(
+            &mut self.ctx.error,
+            bad(format!("instances[{r}] must be an object or an array")),
+        ))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.visit_unit()
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.visit_unit()
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.visit_unit()
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.visit_unit()
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.visit_unit()
+    }
+}
+
+/// One record value, converted for feature `col` (the entity key when `None`: its number
+/// as f64, NaN for anything else).
+struct Record<'a, 's> {
+    schema: &'s Schema,
+    col: Option<usize>,
+    what: &'a dyn Fn() -> String,
+    error: &'a mut Option<DecodeError>,
+}
+
+impl Record<'_, '_> {
+    fn done<E: de::Error>(self, r: Result<f32, DecodeError>) -> Result<f64, E> {
+        r.map(f64::from).map_err(|e| fail(self.error, e))
+    }
+
+    fn kind(&self) -> Option<FeatureKind> {
+        self.col.map(|c| self.schema.signature.inputs[c].kind)
+    }
+
+    fn expected<E: de::Error>(self) -> Result<f64, E> {
+        let msg = match self.kind() {
+            None => return Ok(f64::NAN),
+            Some(FeatureKind::Numeric) => "expected a number",
+            Some(FeatureKind::Categorical) => "expected a category string",
+        };
+        let e = bad(format!("{}: {msg}", (self.what)()));
+        Err(fail(self.error, e))
+    }
+
+    fn number<E: de::Error>(self, v: f64) -> Result<f64, E> {
+        let r = match (self.col, self.kind()) {
+            (Some(c), Some(FeatureKind::Categorical)) => code_of(self.schema, c, v, self.what),
+            (Some(_), _) => to_f32(v, self.what),
+            (None, _) => return Ok(v),
+        };
+        self.done(r)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Record<'_, '_> {
+    type Value = f64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<f64, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Record<'_, '_> {
+    type Value = f64;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a feature value")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<f64, E> {
+        self.number(v as f64)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<f64, E> {
+        self.number(v as f64)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<f64, E> {
+        self.number(v)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<f64, E> {
+        match self.kind() {
+            Some(FeatureKind::Numeric) => Ok(f64::from(u8::from(v))),
+            _ => self.expected(),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
+        match (self.col, self.kind()) {
+            (Some(c), Some(FeatureKind::Categorical)) => {
+                let r = category(self.schema, c, v, self.what);
+                self.done(r)
+            }
+            _ => self.expected(),
+        }
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<f64, E> {
+        match self.col {
+            Some(_) if self.schema.allow_missing => Ok(f64::NAN),
+            Some(_) => {
+                let e = bad(format!(
+                    "{}: null; this model does not accept missing values",
+                    (self.what)()
+                ));
+                Err(fail(self.error, e))
+            }
+            None => Ok(f64::NAN),
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<f64, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        self.expected()
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<f64, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        self.expected()
+    }
+}

@@ -1,0 +1,262 @@
+//! The serving core: one [`Core::infer`] entry point that admits a request, routes it
+//! (champion / canary / shadow), decodes it with the routed version's schema, completes its
+//! features from the online store, batches and runs it, samples it for the drift monitor,
+//! and records it. Transports (HTTP today) supply the body and the protocol; the core knows
+//! neither sockets nor status codes.
+//!
+//! Principal types: [`Core`], [`Call`] / [`Answer`], [`model::ModelTable`] (the live route
+//! table) of [`model::LoadedModel`]s, [`batcher::Batcher`], [`sampler::Sampler`],
+//! [`online::OnlineFill`], [`ApiError`].
+
+pub mod batcher;
+mod error;
+pub mod model;
+pub mod online;
+pub mod sampler;
+mod shadow;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
+use vane_protocol::{DecodeError, Decoded, OutputSelection, Schema};
+
+pub use error::ApiError;
+
+use crate::config::Limits;
+use crate::core::batcher::{Job, JobOutput, SubmitError};
+use crate::core::model::{LoadedModel, LookupError, ModelTable, Routed};
+use crate::telemetry::Metrics;
+use crate::telemetry::labels::Outcome;
+
+/// Serving state shared by every transport and the control plane.
+pub struct Core {
+    /// The live route table; the control plane swaps it whole.
+    pub models: ArcSwap<ModelTable>,
+    pub metrics: Arc<Metrics>,
+    /// False until models are loaded; false again while shutting down.
+    pub ready: AtomicBool,
+    pub limits: Limits,
+    /// Inference requests being read, decoded or awaited (`limits.max_concurrent_requests`).
+    admission: Semaphore,
+    /// The online feature store, when configured.
+    online: Option<online::OnlineFill>,
+    /// Where sampled traffic goes, when a monitor is configured.
+    pub sampler: Option<Arc<sampler::Sampler>>,
+}
+
+/// What a transport asks of [`Core::infer`].
+pub struct Call<'a> {
+    pub model: &'a str,
+    /// An explicit version bypasses the traffic policy (and gets no shadow copy).
+    pub version: Option<&'a str>,
+    /// Makes the canary choice sticky (`x-vane-route-key`).
+    pub route_key: Option<&'a [u8]>,
+    /// A deadline the transport carries (e.g. a header); the request's own wins.
+    pub timeout: Option<Duration>,
+    /// When the transport received the request.
+    pub started: Instant,
+    /// Other requests may be arriving on this runtime thread right now (more than one
+    /// client connection): an inline model lets them queue first, to run as one batch.
+    pub concurrent: bool,
+}
+
+/// A scored request: the version that answered, what the request asked back, and the run.
+pub struct Answer {
+    pub model: Arc<LoadedModel>,
+    pub rows: usize,
+    /// The request's `id`, as JSON text.
+    pub id: Option<String>,
+    pub outputs: OutputSelection,
+    pub done: JobOutput,
+}
+
+impl Core {
+    pub fn new(table: ModelTable, metrics: Arc<Metrics>, limits: Limits) -> Self {
+        Self {
+            models: ArcSwap::from_pointee(table),
+            metrics,
+            ready: AtomicBool::new(false),
+            admission: Semaphore::new(limits.max_concurrent_requests),
+            limits,
+            online: None,
+            sampler: None,
+        }
+    }
+
+    /// Completes entity-keyed requests from `store` (`limits` bound its lookups).
+    pub fn with_online_store(mut self, store: online::OnlineHandle) -> Self {
+        self.online = Some(online::OnlineFill::new(
+            Arc::new(store),
+            self.limits.online_concurrency,
+            self.limits.online_timeout,
+        ));
+        self
+    }
+
+    /// The named version, or the champion: what metadata, readiness and stats describe.
+    pub fn lookup(&self, model: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, ApiError> {
+        let table = self.models.load();
+        match version {
+            Some(_) => table
+                .get(model, version, None)
+                .map(|r| r.primary)
+                .map_err(lookup_err(model, version)),
+            None => table
+                .models
+                .get(model)
+                .and_then(|e| e.champion().cloned())
+                .ok_or_else(|| ApiError::NotFound(format!("unknown model {model:?}"))),
+        }
+    }
+
+    /// Scores one request. `body` yields its bytes (the transport reads them under its own
+    /// limits); `decode` turns them into a model input with the routed version's schema.
+    pub async fn infer<B, D>(&self, call: Call<'_>, body: B, decode: D) -> Result<Answer, ApiError>
+    where
+        B: Future<Output = Result<Bytes, ApiError>>,
+        D: FnOnce(&Schema, &[u8]) -> Result<Decoded, DecodeError>,
+    {
+        // Held while the body is read, decoded and scored: bounds the memory clients can pin.
+        let _admitted = self.admit()?;
+        let routed = self
+            .models
+            .load()
+            .get(call.model, call.version, call.route_key)
+            .map_err(lookup_err(call.model, call.version))?;
+        let m = routed.primary.clone();
+        let started = call.started;
+        let result = self.run(&call, routed, body, decode).await;
+        let metrics = &m.observer.metrics;
+        match &result {
+            Ok(_) => {
+                let total = started.elapsed();
+                metrics.outcome(Outcome::Success);
+                metrics.request_duration.observe(total.as_secs_f64());
+                m.observer.stats.record_total(total);
+            }
+            Err(e) => metrics.outcome(e.outcome()),
+        }
+        result
+    }
+
+    fn admit(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        self.admission.try_acquire().map_err(|_| {
+            ApiError::Busy(format!(
+                "server busy: {} inference requests in flight (max_concurrent_requests); retry shortly",
+                self.limits.max_concurrent_requests
+            ))
+        })
+    }
+
+    async fn run<B, D>(
+        &self,
+        call: &Call<'_>,
+        routed: Routed,
+        body: B,
+        decode: D,
+    ) -> Result<Answer, ApiError>
+    where
+        B: Future<Output = Result<Bytes, ApiError>>,
+        D: FnOnce(&Schema, &[u8]) -> Result<Decoded, DecodeError>,
+    {
+        let Routed { primary: m, shadow } = routed;
+        let body = body.await?;
+        let mut decoded = decode(&m.schema, &body)?;
+        drop(body);
+        if let Some(entities) = decoded.entities.take() {
+            let store = self.online.as_ref().ok_or_else(|| {
+                ApiError::NotReady(format!(
+                    "model {:?} reads features by {:?}, but this server has no online store (--online-store)",
+                    m.schema.name,
+                    m.schema.entity_key().unwrap_or_default()
+                ))
+            })?;
+            store.fill(&m, &entities, &mut decoded.input).await?;
+        }
+        // The request's own timeout, else the transport's, else the model's default.
+        let timeout = decoded
+            .timeout
+            .or(call.timeout)
+            .or(m.settings.default_timeout());
+        let deadline = timeout.map(|t| call.started + t);
+        let (tx, rx) = oneshot::channel();
+        let rows = decoded.rows;
+        let sampled = self.sampler.is_some() && m.draw_sample();
+        let shadow_input = shadow.as_ref().map(|_| decoded.input.clone());
+        let job = Job {
+            input: decoded.input,
+            rows,
+            enqueued: Instant::now(),
+            deadline,
+            reply: tx,
+        };
+        m.batcher.submit_deferred(job).map_err(|e| match e {
+            SubmitError::Full(_) => ApiError::Overloaded {
+                model: m.schema.name.clone(),
+                retry_after_s: 1,
+            },
+            SubmitError::Closed(_) => ApiError::NotReady(format!(
+                "model {:?} version {} is unloading",
+                m.schema.name, m.version
+            )),
+        })?;
+        if m.batcher.is_inline() {
+            // Let the requests this thread has already read queue theirs, then run them all
+            // as one batch here (flat combining; see batcher.rs). With one client there is
+            // nobody to wait for: the yield (a trip through the scheduler) only adds latency.
+            if call.concurrent {
+                tokio::task::yield_now().await;
+            }
+            m.batcher.run_queued();
+        }
+        let answer = match deadline {
+            Some(d) => match tokio::time::timeout_at(d.into(), rx).await {
+                Ok(a) => a,
+                Err(_) => {
+                    return Err(ApiError::DeadlineExceeded(format!(
+                        "deadline of {} ms exceeded before the request was executed",
+                        timeout.unwrap_or_default().as_millis()
+                    )));
+                }
+            },
+            None => rx.await,
+        };
+        let done = answer
+            .map_err(|_| ApiError::Internal("the inference worker dropped the request".into()))??;
+        if let (Some(sampler), true) = (&self.sampler, sampled) {
+            // The worker handed the input back with the outputs: no copy was kept for this.
+            sampler.offer(&m.sample_schema, false, rows, &done.input, &done.outputs);
+        }
+        if let (Some(shadow), Some(input)) = (shadow, shadow_input) {
+            let answered = done
+                .outputs
+                .first()
+                .and_then(|o| o.data.as_f32())
+                .map(<[f32]>::to_vec);
+            let sampler = self.sampler.clone().filter(|_| sampled);
+            shadow::copy(&self.metrics, sampler, shadow, input, rows, answered);
+        }
+        Ok(Answer {
+            model: m,
+            rows,
+            id: decoded.id,
+            outputs: decoded.outputs,
+            done,
+        })
+    }
+}
+
+fn lookup_err(model: &str, version: Option<&str>) -> impl FnOnce(LookupError) -> ApiError {
+    move |e| match e {
+        LookupError::UnknownModel => ApiError::NotFound(format!("unknown model {model:?}")),
+        LookupError::UnknownVersion => ApiError::NotFound(format!(
+            "model {model:?} has no loaded version {:?}",
+            version.unwrap_or_default()
+        )),
+    }
+}

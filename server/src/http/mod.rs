@@ -1,0 +1,326 @@
+//! The HTTP transport: the accept loop (connection cap), the routing table, and the small
+//! read-only handlers. Inference goes to the serving core through [`infer`]; repository
+//! commands go to the control plane through [`admin`]; every error becomes a response in
+//! [`response`].
+
+mod admin;
+mod body;
+mod infer;
+pub mod response;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Body;
+use hyper::header;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use self::infer::Api;
+use self::response::{Resp, error_response, json_response};
+use crate::config::Limits;
+use crate::control::Command;
+use crate::core::{ApiError, Core};
+use crate::telemetry::Metrics;
+
+/// State of the HTTP transport.
+pub struct HttpState {
+    pub core: Arc<Core>,
+    pub max_body_bytes: usize,
+    /// Bearer token of the repository endpoints; `None` disables them.
+    admin_token: Option<String>,
+    pub limits: Limits,
+    /// One permit per open client connection (`limits.max_connections`).
+    connections: Arc<Semaphore>,
+    /// The control plane's command queue, once the watcher runs.
+    pub control: OnceLock<crossbeam_channel::Sender<Command>>,
+}
+
+impl HttpState {
+    pub fn new(core: Arc<Core>, max_body_bytes: usize, admin_token: Option<String>) -> Self {
+        let limits = core.limits.clone();
+        Self {
+            core,
+            max_body_bytes,
+            admin_token,
+            connections: Arc::new(Semaphore::new(limits.max_connections)),
+            limits,
+            control: OnceLock::new(),
+        }
+    }
+
+    /// Client connections open now.
+    fn open_connections(&self) -> usize {
+        self.limits.max_connections - self.connections.available_permits()
+    }
+}
+
+/// Serves connections from `listener` until `shutdown` resolves, then stops accepting and
+/// gives in-flight requests up to `grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    // The timer enables the header read timeout, so idle half-open requests cannot pin
+    // connections forever.
+    builder
+        .keep_alive(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    tokio::pin!(shutdown);
+    // One permit per open connection: at the cap, the loop stops accepting (new clients wait
+    // in the kernel's backlog) until a connection closes.
+    let connections = state.connections.clone();
+    loop {
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let st = state.clone();
+                    let svc = service_fn(move |req| {
+                        let st = st.clone();
+                        async move { Ok::<_, Infallible>(handle(&st, req).await) }
+                    });
+                    let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), svc));
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    state.core.ready.store(false, Ordering::SeqCst);
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(grace) => tracing::warn!(grace_s = grace.as_secs(), "grace period over; closing remaining connections"),
+    }
+}
+
+/// Routes one request; every error becomes a JSON response here.
+pub async fn handle<B>(state: &HttpState, req: Request<B>) -> Resp
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let resp = route(state, req).await.unwrap_or_else(error_response);
+    state.core.metrics.http_response(resp.status().as_u16());
+    resp
+}
+
+fn require(method: &Method, want: Method, allow: &'static str, path: &str) -> Result<(), ApiError> {
+    if *method == want || (want == Method::GET && *method == Method::HEAD) {
+        Ok(())
+    } else {
+        Err(ApiError::MethodNotAllowed(
+            format!("{path} does not accept {method}; use {allow}"),
+            allow,
+        ))
+    }
+}
+
+async fn route<B>(state: &HttpState, req: Request<B>) -> Result<Resp, ApiError>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let get = |m: &Method| require(m, Method::GET, "GET", &path);
+    let post = |m: &Method| require(m, Method::POST, "POST", &path);
+    match segs.as_slice() {
+        ["v2", "health", "live"] => {
+            get(&method)?;
+            Ok(json_response(StatusCode::OK, json!({ "live": true })))
+        }
+        ["v2", "health", "ready"] => {
+            get(&method)?;
+            let ready = state.core.ready.load(Ordering::SeqCst);
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            Ok(json_response(status, json!({ "ready": ready })))
+        }
+        ["v2"] => {
+            get(&method)?;
+            Ok(json_response(
+                StatusCode::OK,
+                json!({
+                    "name": "vane",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "extensions": ["statistics"],
+                }),
+            ))
+        }
+        ["v2", "models", m] => {
+            get(&method)?;
+            model_metadata(state, m, None)
+        }
+        ["v2", "models", m, "versions", v] => {
+            get(&method)?;
+            model_metadata(state, m, Some(v))
+        }
+        ["v2", "models", m, "ready"] => {
+            get(&method)?;
+            model_ready(state, m, None)
+        }
+        ["v2", "models", m, "versions", v, "ready"] => {
+            get(&method)?;
+            model_ready(state, m, Some(v))
+        }
+        ["v2", "models", m, "stats"] => {
+            get(&method)?;
+            model_stats(state, m, None)
+        }
+        ["v2", "models", m, "versions", v, "stats"] => {
+            get(&method)?;
+            model_stats(state, m, Some(v))
+        }
+        ["v2", "models", m, "infer"] => {
+            post(&method)?;
+            let (m, v) = (m.to_string(), None);
+            infer::infer(state, req, &m, v, Api::V2).await
+        }
+        ["v2", "models", m, "versions", v, "infer"] => {
+            post(&method)?;
+            let (m, v) = (m.to_string(), Some(v.to_string()));
+            infer::infer(state, req, &m, v.as_deref(), Api::V2).await
+        }
+        ["v2", "repository", "index"] => {
+            post(&method)?;
+            admin::authorize(state, req.headers())?;
+            admin::repository_index(state).await
+        }
+        [
+            "v2",
+            "repository",
+            "models",
+            m,
+            action @ ("load" | "unload"),
+        ] => {
+            post(&method)?;
+            admin::authorize(state, req.headers())?;
+            admin::repository_change(state, m, action).await
+        }
+        ["v1", "models", m] if m.ends_with(":predict") => {
+            post(&method)?;
+            let m = m.trim_end_matches(":predict").to_string();
+            infer::infer(state, req, &m, None, Api::V1).await
+        }
+        ["metrics"] => {
+            get(&method)?;
+            for m in state.core.models.load().all() {
+                state.core.metrics.set_queue_depth(
+                    &m.schema.name,
+                    &m.schema.version_label,
+                    m.batcher.queue_len(),
+                );
+            }
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, Metrics::content_type())
+                .body(Full::new(Bytes::from(state.core.metrics.render())))
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+        }
+        _ => Err(ApiError::NotFound(format!("no route for {method} {path}"))),
+    }
+}
+
+fn model_metadata(state: &HttpState, model: &str, version: Option<&str>) -> Result<Resp, ApiError> {
+    let m = state.core.lookup(model, version)?;
+    let table = state.core.models.load();
+    let entry = table.models.get(model);
+    let versions: Vec<String> = entry
+        .map(|e| e.versions.keys().map(u64::to_string).collect())
+        .unwrap_or_default();
+    // Which version plays which role, so clients (the load tester) can resolve aliases
+    // without the repository API.
+    let routing = entry.map(|e| {
+        let r = &e.routing;
+        json!({
+            "champion": r.champion.to_string(),
+            "canary": r.canary.map(|(v, _)| v.to_string()),
+            "canary_weight": r.canary.map_or(0.0, |(_, w)| w),
+            "shadow": r.shadow.map(|v| v.to_string()),
+        })
+    });
+    let sig = &m.schema.signature;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({
+            "name": m.schema.name,
+            "versions": versions,
+            "platform": "onnx",
+            "inputs": [{ "name": sig.tensor.name, "datatype": sig.tensor.datatype, "shape": sig.tensor.shape }],
+            "outputs": m.schema.outputs.iter().map(|o| {
+                let mut shape = vec![-1i64];
+                shape.extend(o.row_shape.iter().map(|d| *d as i64));
+                json!({ "name": o.name, "datatype": o.dtype.oip_name(), "shape": shape })
+            }).collect::<Vec<_>>(),
+            "parameters": {
+                "version": m.schema.version_label,
+                "backend": m.backend,
+                "content_types": ["np", "pd"],
+                "features": sig.inputs,
+                "routing": routing,
+            },
+        }),
+    ))
+}
+
+fn model_ready(state: &HttpState, model: &str, version: Option<&str>) -> Result<Resp, ApiError> {
+    let m = state.core.lookup(model, version)?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({ "name": m.schema.name, "version": m.schema.version_label, "ready": true }),
+    ))
+}
+
+fn model_stats(state: &HttpState, model: &str, version: Option<&str>) -> Result<Resp, ApiError> {
+    let m = state.core.lookup(model, version)?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({
+            "model_name": m.schema.name,
+            "model_version": m.schema.version_label,
+            "backend": m.backend,
+            "queue_depth": m.batcher.queue_len(),
+            "stats": m.observer.stats.snapshot(),
+        }),
+    ))
+}
