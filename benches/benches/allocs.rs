@@ -78,12 +78,24 @@ fn state(kind: BackendKind, ort: Option<&Arc<backend::onnxruntime::OrtRuntime>>)
     HttpState::new(Arc::new(core), 8 << 20, None)
 }
 
-fn per_request(label: &str, state: &HttpState) {
-    let rows = credit::sample_rows(1, 7);
-    let body = serde_json::to_vec(&serde_json::json!({
-        "inputs": [{"name": "input", "shape": [1, credit::N_FEATURES], "datatype": "FP32", "data": rows}]
-    }))
-    .expect("json");
+/// The example row as a V2 tensor request: with `name` first, as Triton's and MLServer's
+/// clients send it, or with sorted keys (`data` first, as serde_json and `jq -S` write it).
+fn body(sorted: bool) -> Vec<u8> {
+    let rows = serde_json::to_string(&credit::sample_rows(1, 7)).expect("json");
+    let n = credit::N_FEATURES;
+    if sorted {
+        format!(
+            r#"{{"inputs":[{{"data":{rows},"datatype":"FP32","name":"input","shape":[1,{n}]}}]}}"#
+        )
+    } else {
+        format!(
+            r#"{{"inputs":[{{"name":"input","shape":[1,{n}],"datatype":"FP32","data":{rows}}}]}}"#
+        )
+    }
+    .into_bytes()
+}
+
+fn per_request(label: &str, state: &HttpState, body: &[u8]) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -92,7 +104,7 @@ fn per_request(label: &str, state: &HttpState) {
         Request::post("/v2/models/credit-risk/infer")
             .header("content-type", "application/json")
             .header("content-length", body.len())
-            .body(Full::new(Bytes::from(body.clone())))
+            .body(Full::new(Bytes::copy_from_slice(body)))
             .expect("request")
     };
     let n = 20_000;
@@ -117,13 +129,14 @@ fn per_request(label: &str, state: &HttpState) {
 fn main() {
     // cargo bench passes `--bench`; this harness takes no options.
     let s = state(BackendKind::Tract, None);
-    per_request("tract", &s);
+    per_request("tract, name first", &s, &body(false));
     if let Ok(path) = std::env::var("ORT_DYLIB_PATH") {
         let rt = Arc::new(
             backend::onnxruntime::OrtRuntime::init(std::path::Path::new(&path)).expect("ort"),
         );
         let s = state(BackendKind::Ort, Some(&rt));
-        per_request("ort", &s);
+        per_request("ort, name first", &s, &body(false));
+        per_request("ort, sorted keys", &s, &body(true));
     } else {
         println!("ort: skipped (ORT_DYLIB_PATH unset)");
     }

@@ -1,7 +1,6 @@
 //! Values → model input, shared by every decoder: each value is checked against its
 //! input's datatype and its feature, and converted to the model's f32 as it is read.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use vane_registry::FeatureKind;
@@ -36,26 +35,6 @@ impl Val<'_> {
             Val::Str(_) => "a string",
             Val::Bool(_) => "a boolean",
             Val::Null => "null",
-        }
-    }
-}
-
-/// A scalar kept for later, when an input's `data` comes before its name or datatype.
-#[derive(Debug)]
-pub(crate) enum Owned<'de> {
-    Num(f64),
-    Str(Cow<'de, str>),
-    Bool(bool),
-    Null,
-}
-
-impl Owned<'_> {
-    pub(crate) fn val(&self) -> Val<'_> {
-        match self {
-            Owned::Num(x) => Val::Num(*x),
-            Owned::Str(s) => Val::Str(s),
-            Owned::Bool(b) => Val::Bool(*b),
-            Owned::Null => Val::Null,
         }
     }
 }
@@ -151,6 +130,24 @@ impl Buffers {
         Buffers {
             budget: schema.value_budget(),
             ..Default::default()
+        }
+    }
+
+    /// Makes room for an input's values when its shape is known (capped by the budget), or
+    /// for one row.
+    pub(crate) fn reserve(&mut self, schema: &Schema, target: Target, shape: Option<&[i64]>) {
+        let rows = match shape {
+            Some([n, ..]) => usize::try_from(*n).unwrap_or(1).max(1),
+            _ => 1,
+        };
+        match target {
+            Target::Tensor => self
+                .tensor
+                .reserve(rows.saturating_mul(schema.width()).min(self.budget)),
+            Target::Column(_) => self
+                .columns
+                .reserve(rows.saturating_mul(schema.width()).min(self.budget)),
+            Target::Entity => self.ids.reserve(rows.min(self.budget)),
         }
     }
 

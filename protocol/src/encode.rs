@@ -34,7 +34,12 @@ pub fn encode_infer(
     selection: &OutputSelection,
 ) -> (Vec<u8>, Option<usize>) {
     let selected = selection.iter(schema.outputs.len());
-    let mut buf = Vec::with_capacity(96 + rows * 12 * schema.outputs.len());
+    // Enough for the envelope, each output's header and ~20 bytes per value: one allocation.
+    let values: usize = schema.outputs.iter().map(|o| o.row_len()).sum();
+    let names: usize = schema.outputs.iter().map(|o| o.name.len() + 64).sum();
+    let mut buf = Vec::with_capacity(
+        64 + schema.name.len() + id.map_or(0, str::len) + names + rows * values * 20,
+    );
     buf.extend_from_slice(b"{\"model_name\":");
     write_json_str(&mut buf, &schema.name);
     buf.extend_from_slice(b",\"model_version\":");

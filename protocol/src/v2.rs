@@ -11,6 +11,7 @@
 //!   an online spec, the entity key input names entities whose stored features fill in what
 //!   the request leaves out.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::value::RawValue;
 
 use crate::binary;
-use crate::columns::{Buffers, MAX_NESTING, Owned, Sink, Target, Val, bad, check_string, list};
+use crate::columns::{Buffers, MAX_NESTING, Sink, Target, Val, bad, check_string, list};
 use crate::json::{Scalar, Str, fail, finish};
 use crate::schema::Schema;
 use crate::{DecodeError, Decoded, EntityRequest, OutputSelection, Selected};
@@ -149,10 +150,10 @@ fn target_of(schema: &Schema, name: &str) -> Result<Target, DecodeError> {
 
 /// One input as read.
 #[derive(Debug, Default)]
-struct Input {
-    name: String,
-    shape: Vec<i64>,
-    datatype: String,
+struct Input<'de> {
+    name: Cow<'de, str>,
+    shape: Shape,
+    datatype: Cow<'de, str>,
     binary_size: Option<usize>,
     has_data: bool,
     target: Option<Target>,
@@ -162,10 +163,10 @@ struct Input {
     len: usize,
 }
 
-struct Ctx<'s> {
+struct Ctx<'s, 'de> {
     schema: &'s Schema,
     bufs: Buffers,
-    inputs: Vec<Input>,
+    inputs: Vec<Input<'de>>,
     saw_inputs: bool,
     id: Option<String>,
     timeout: Option<Duration>,
@@ -189,11 +190,11 @@ struct OutputParams {
     classification: Option<IgnoredAny>,
 }
 
-struct RequestVisitor<'c, 's> {
-    ctx: &'c mut Ctx<'s>,
+struct RequestVisitor<'c, 's, 'de> {
+    ctx: &'c mut Ctx<'s, 'de>,
 }
 
-impl<'de> Visitor<'de> for RequestVisitor<'_, '_> {
+impl<'de> Visitor<'de> for RequestVisitor<'_, '_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -247,18 +248,18 @@ fn echo_id(raw: &str) -> Result<Option<String>, DecodeError> {
     }
 }
 
-struct ParamsSeed<'c, 's> {
-    ctx: &'c mut Ctx<'s>,
+struct ParamsSeed<'c, 's, 'de> {
+    ctx: &'c mut Ctx<'s, 'de>,
 }
 
-impl<'de> DeserializeSeed<'de> for ParamsSeed<'_, '_> {
+impl<'de> DeserializeSeed<'de> for ParamsSeed<'_, '_, 'de> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for ParamsSeed<'_, '_> {
+impl<'de> Visitor<'de> for ParamsSeed<'_, '_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -301,18 +302,18 @@ impl<'de> Visitor<'de> for ParamsSeed<'_, '_> {
     }
 }
 
-struct InputsSeed<'c, 's> {
-    ctx: &'c mut Ctx<'s>,
+struct InputsSeed<'c, 's, 'de> {
+    ctx: &'c mut Ctx<'s, 'de>,
 }
 
-impl<'de> DeserializeSeed<'de> for InputsSeed<'_, '_> {
+impl<'de> DeserializeSeed<'de> for InputsSeed<'_, '_, 'de> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for InputsSeed<'_, '_> {
+impl<'de> Visitor<'de> for InputsSeed<'_, '_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -341,18 +342,18 @@ impl<'de> Visitor<'de> for InputsSeed<'_, '_> {
     }
 }
 
-struct InputSeed<'c, 's> {
-    ctx: &'c mut Ctx<'s>,
+struct InputSeed<'c, 's, 'de> {
+    ctx: &'c mut Ctx<'s, 'de>,
 }
 
-impl<'de> DeserializeSeed<'de> for InputSeed<'_, '_> {
+impl<'de> DeserializeSeed<'de> for InputSeed<'_, '_, 'de> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for InputSeed<'_, '_> {
+impl<'de> Visitor<'de> for InputSeed<'_, '_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -364,14 +365,14 @@ impl<'de> Visitor<'de> for InputSeed<'_, '_> {
         let schema = ctx.schema;
         let mut name: Option<Str<'de>> = None;
         let mut datatype: Option<Str<'de>> = None;
-        let mut shape: Option<Vec<i64>> = None;
+        let mut shape: Option<Shape> = None;
         let mut binary_size = None;
         let mut has_data = false;
         let mut target = None;
         let mut start = 0;
         let mut len = 0;
-        // Values read before the input's name or datatype, replayed once both are known.
-        let mut kept: Option<Vec<Owned<'de>>> = None;
+        // `data` met before the input's name or datatype: its text, decoded once both are known.
+        let mut kept: Option<&'de RawValue> = None;
         while let Some(key) = map.next_key::<Str<'de>>()? {
             match &*key.0 {
                 "name" => name = Some(map.next_value()?),
@@ -392,25 +393,18 @@ impl<'de> Visitor<'de> for InputSeed<'_, '_> {
                             let mut sink = Sink::new(schema, &n.0, t, &dt.0)
                                 .map_err(|e| fail(&mut ctx.error, e))?;
                             start = ctx.bufs.columns.len();
+                            ctx.bufs.reserve(schema, t, shape.as_deref());
                             map.next_value_seed(Data {
                                 bufs: &mut ctx.bufs,
-                                out: Out::Sink(&mut sink),
+                                sink: &mut sink,
                                 error: &mut ctx.error,
                                 depth: 0,
                             })?;
                             target = Some(t);
                             len = sink.n;
                         }
-                        _ => {
-                            let mut vals = Vec::new();
-                            map.next_value_seed(Data {
-                                bufs: &mut ctx.bufs,
-                                out: Out::Keep(&mut vals),
-                                error: &mut ctx.error,
-                                depth: 0,
-                            })?;
-                            kept = Some(vals);
-                        }
+                        // Read once both are known (clients that sort keys send `data` first).
+                        _ => kept = Some(map.next_value::<&'de RawValue>()?),
                     }
                 }
                 _ => {
@@ -437,14 +431,22 @@ impl<'de> Visitor<'de> for InputSeed<'_, '_> {
                 )),
             ));
         }
-        if let Some(vals) = kept {
+        if let Some(raw) = kept {
             let mut replay = || -> Result<(Target, usize), DecodeError> {
                 let t = target_of(schema, &name.0)?;
                 let mut sink = Sink::new(schema, &name.0, t, &datatype.0)?;
                 start = ctx.bufs.columns.len();
-                for v in &vals {
-                    sink.put(&mut ctx.bufs, v.val())?;
+                ctx.bufs.reserve(schema, t, Some(&shape));
+                let mut error = None;
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                let parsed = Data {
+                    bufs: &mut ctx.bufs,
+                    sink: &mut sink,
+                    error: &mut error,
+                    depth: 0,
                 }
+                .deserialize(&mut de);
+                finish(parsed, error)?;
                 Ok((t, sink.n))
             };
             let (t, n) = replay().map_err(|e| fail(&mut ctx.error, e))?;
@@ -452,9 +454,9 @@ impl<'de> Visitor<'de> for InputSeed<'_, '_> {
             len = n;
         }
         ctx.inputs.push(Input {
-            name: name.0.into_owned(),
+            name: name.0,
             shape,
-            datatype: datatype.0.into_owned(),
+            datatype: datatype.0,
             binary_size,
             has_data,
             target,
@@ -465,33 +467,54 @@ impl<'de> Visitor<'de> for InputSeed<'_, '_> {
     }
 }
 
+/// A request shape, held inline (at most [`MAX_RANK`] dimensions).
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    dims: [i64; MAX_RANK],
+    len: usize,
+}
+
+impl std::ops::Deref for Shape {
+    type Target = [i64];
+    fn deref(&self) -> &[i64] {
+        &self.dims[..self.len]
+    }
+}
+
+impl fmt::Debug for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 struct ShapeSeed;
 
 impl<'de> DeserializeSeed<'de> for ShapeSeed {
-    type Value = Vec<i64>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<i64>, D::Error> {
+    type Value = Shape;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
 impl<'de> Visitor<'de> for ShapeSeed {
-    type Value = Vec<i64>;
+    type Value = Shape;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a shape (an array of integers)")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<i64>, A::Error> {
-        let mut dims = Vec::with_capacity(2);
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        let mut shape = Shape::default();
         while let Some(d) = seq.next_element::<i64>()? {
-            if dims.len() == MAX_RANK {
+            if shape.len == MAX_RANK {
                 return Err(de::Error::custom(format!(
                     "a shape has more than {MAX_RANK} dimensions"
                 )));
             }
-            dims.push(d);
+            shape.dims[shape.len] = d;
+            shape.len += 1;
         }
-        Ok(dims)
+        Ok(shape)
     }
 }
 
@@ -538,66 +561,48 @@ impl<'de> Visitor<'de> for InputParamsSeed<'_> {
     }
 }
 
-enum Out<'a, 's, 'de> {
-    Sink(&'a mut Sink<'s>),
-    Keep(&'a mut Vec<Owned<'de>>),
-}
-
-/// `data`, flattened row-major (nested arrays) as it is read.
-struct Data<'a, 's, 'de> {
+/// `data`, flattened row-major (nested arrays), each value written as it is read.
+struct Data<'a, 's> {
     bufs: &'a mut Buffers,
-    out: Out<'a, 's, 'de>,
+    sink: &'a mut Sink<'s>,
     error: &'a mut Option<DecodeError>,
     depth: usize,
 }
 
-impl<'de> Data<'_, '_, 'de> {
-    fn emit<E: de::Error>(
-        &mut self,
-        v: Val<'_>,
-        keep: impl FnOnce() -> Owned<'de>,
-    ) -> Result<(), E> {
+impl Data<'_, '_> {
+    fn emit<E: de::Error>(&mut self, v: Val<'_>) -> Result<(), E> {
         let r = self.bufs.spend().and_then(|()| {
             if let Val::Str(s) = v {
                 check_string(s)?;
             }
-            match &mut self.out {
-                Out::Sink(sink) => sink.put(self.bufs, v),
-                Out::Keep(vals) => {
-                    vals.push(keep());
-                    Ok(())
-                }
-            }
+            self.sink.put(self.bufs, v)
         });
         r.map_err(|e| fail(self.error, e))
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Data<'_, '_, 'de> {
+impl<'de> DeserializeSeed<'de> for Data<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Data<'_, '_, 'de> {
+impl<'de> Visitor<'de> for Data<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array (possibly nested) of numbers, strings or booleans")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         if self.depth >= MAX_NESTING {
             return Err(fail(self.error, bad("data is nested too deeply")));
         }
         loop {
             let inner = Data {
                 bufs: &mut *self.bufs,
-                out: match &mut self.out {
-                    Out::Sink(s) => Out::Sink(s),
-                    Out::Keep(v) => Out::Keep(v),
-                },
+                sink: &mut *self.sink,
                 error: &mut *self.error,
                 depth: self.depth + 1,
             };
@@ -608,31 +613,31 @@ impl<'de> Visitor<'de> for Data<'_, '_, 'de> {
     }
 
     fn visit_i64<E: de::Error>(mut self, v: i64) -> Result<(), E> {
-        self.emit(Val::Num(v as f64), || Owned::Num(v as f64))
+        self.emit(Val::Num(v as f64))
     }
 
     fn visit_u64<E: de::Error>(mut self, v: u64) -> Result<(), E> {
-        self.emit(Val::Num(v as f64), || Owned::Num(v as f64))
+        self.emit(Val::Num(v as f64))
     }
 
     fn visit_f64<E: de::Error>(mut self, v: f64) -> Result<(), E> {
-        self.emit(Val::Num(v), || Owned::Num(v))
+        self.emit(Val::Num(v))
     }
 
     fn visit_bool<E: de::Error>(mut self, v: bool) -> Result<(), E> {
-        self.emit(Val::Bool(v), || Owned::Bool(v))
+        self.emit(Val::Bool(v))
     }
 
     fn visit_borrowed_str<E: de::Error>(mut self, v: &'de str) -> Result<(), E> {
-        self.emit(Val::Str(v), || Owned::Str(v.into()))
+        self.emit(Val::Str(v))
     }
 
     fn visit_str<E: de::Error>(mut self, v: &str) -> Result<(), E> {
-        self.emit(Val::Str(v), || Owned::Str(v.to_owned().into()))
+        self.emit(Val::Str(v))
     }
 
     fn visit_unit<E: de::Error>(mut self) -> Result<(), E> {
-        self.emit(Val::Null, || Owned::Null)
+        self.emit(Val::Null)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, _map: A) -> Result<(), A::Error> {
@@ -646,7 +651,7 @@ impl<'de> Visitor<'de> for Data<'_, '_, 'de> {
 /// The inputs as one row-major `[rows, F]` buffer, the row count, and the entity request.
 fn assemble(
     schema: &Schema,
-    inputs: &[Input],
+    inputs: &[Input<'_>],
     bufs: Buffers,
 ) -> Result<(Vec<f32>, usize, Option<EntityRequest>), DecodeError> {
     let sig = &schema.signature;
@@ -659,7 +664,7 @@ fn assemble(
                 list(sig.inputs.iter().map(|f| f.name.as_str()))
             )));
         }
-        let rows = match t.shape.as_slice() {
+        let rows = match &t.shape[..] {
             [n, f] if *f as usize == width => *n as usize,
             _ => {
                 return Err(bad(format!(
@@ -680,7 +685,7 @@ fn assemble(
 
     let mut rows: Option<(usize, &str)> = None;
     let mut seen = vec![false; width];
-    let mut entity: Option<&Input> = None;
+    let mut entity: Option<&Input<'_>> = None;
     for input in inputs {
         let target = match input.target {
             Some(t) => t,
@@ -702,7 +707,7 @@ fn assemble(
             }
             Target::Tensor => unreachable_tensor()?,
         };
-        let n = match input.shape.as_slice() {
+        let n = match &input.shape[..] {
             [n] | [n, 1] => *n as usize,
             _ => {
                 return Err(bad(format!(

@@ -141,10 +141,11 @@ impl OrtEngine {
         };
         // Probe with one row to learn the real per-row output shapes.
         let mut s = OrtWorker::new(&engine, session)?;
-        let probe = s.run_raw(&vec![0.0; engine.width], 1)?;
-        for (meta, (shape, _)) in engine.outputs.iter_mut().zip(&probe) {
-            meta.row_shape = shape.iter().skip(1).copied().collect();
-        }
+        let outputs = &mut engine.outputs;
+        s.run_raw(&vec![0.0; engine.width], 1, |ix, shape, _| {
+            outputs[ix].row_shape = shape.iter().skip(1).map(|d| *d as usize).collect();
+            Ok(())
+        })?;
         Ok(engine)
     }
 }
@@ -169,7 +170,7 @@ struct OrtWorker {
     session: OrtSession,
     input_name: String,
     width: usize,
-    outputs: Vec<OutputMeta>,
+    outputs: Arc<[OutputMeta]>,
     run_options: RunOptions<HasSelectedOutputs>,
 }
 
@@ -186,16 +187,18 @@ impl OrtWorker {
             session,
             input_name: engine.input_name.clone(),
             width: engine.width,
-            outputs: engine.outputs.clone(),
+            outputs: engine.outputs.clone().into(),
             run_options,
         })
     }
 
+    /// Runs `rows` rows and hands each output (index, shape, values) to `each`, in order.
     fn run_raw(
         &mut self,
         input: &[f32],
         rows: usize,
-    ) -> Result<Vec<(Vec<usize>, TensorData)>, BackendError> {
+        mut each: impl FnMut(usize, &[i64], TensorData) -> Result<(), BackendError>,
+    ) -> Result<(), BackendError> {
         let run_err = |e: ort::Error| BackendError::Run(e.to_string());
         let x = TensorRef::from_array_view(([rows, self.width], input)).map_err(run_err)?;
         let out = self
@@ -205,18 +208,14 @@ impl OrtWorker {
                 &self.run_options,
             )
             .map_err(run_err)?;
-        let mut result = Vec::with_capacity(self.outputs.len());
-        for meta in &self.outputs {
+        for (ix, meta) in self.outputs.iter().enumerate() {
             let v = out
                 .get(&meta.name)
                 .ok_or_else(|| BackendError::Run(format!("output {:?} missing", meta.name)))?;
             macro_rules! extract {
                 ($t:ty, $variant:ident) => {{
                     let (shape, data) = v.try_extract_tensor::<$t>().map_err(run_err)?;
-                    (
-                        shape.iter().map(|d| *d as usize).collect::<Vec<_>>(),
-                        TensorData::$variant(data.to_vec()),
-                    )
+                    (&shape[..], TensorData::$variant(data.to_vec()))
                 }};
             }
             let (shape, data) = match meta.dtype {
@@ -226,31 +225,38 @@ impl OrtWorker {
                 DType::I64 => extract!(i64, I64),
                 DType::Bool => extract!(bool, Bool),
             };
-            if shape.first() != Some(&rows) {
+            if shape.first() != Some(&(rows as i64)) {
                 return Err(BackendError::Run(format!(
                     "output {:?} has shape {shape:?}; expected {rows} rows",
                     meta.name
                 )));
             }
-            result.push((shape, data));
+            each(ix, shape, data)?;
         }
-        Ok(result)
+        Ok(())
     }
 }
 
 impl Session for OrtWorker {
     fn predict(&mut self, input: &[f32], rows: usize) -> Result<Vec<Output>, BackendError> {
-        let raw = self.run_raw(input, rows)?;
-        let mut out = Vec::with_capacity(raw.len());
-        for (meta, (shape, data)) in self.outputs.iter().zip(raw) {
-            if shape[1..] != meta.row_shape[..] {
+        let mut out = Vec::with_capacity(self.outputs.len());
+        let metas = self.outputs.clone();
+        self.run_raw(input, rows, |ix, shape, data| {
+            let meta = &metas[ix];
+            let same = shape.len() == meta.row_shape.len() + 1
+                && shape[1..]
+                    .iter()
+                    .zip(&meta.row_shape)
+                    .all(|(a, b)| *a as usize == *b);
+            if !same {
                 return Err(BackendError::Run(format!(
                     "output {:?} changed shape to {shape:?}",
                     meta.name
                 )));
             }
             out.push(Output { data });
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 }

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
+use hyper::HeaderMap;
 use hyper::body::Body;
-use hyper::{Request, header};
+use hyper::header;
 
 use crate::core::ApiError;
 
@@ -17,7 +18,8 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 /// Reads the whole body within `limits.body_read_timeout` (else 408) and `max_body_bytes`
 /// (else 413).
 pub(super) async fn read_body<B>(
-    req: Request<B>,
+    headers: &HeaderMap,
+    body: B,
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, ApiError>
@@ -25,7 +27,7 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    tokio::time::timeout(timeout, read_body_within(req, limit))
+    tokio::time::timeout(timeout, read_body_within(headers, body, limit))
         .await
         .unwrap_or_else(|_| {
             Err(ApiError::RequestTimeout(format!(
@@ -35,7 +37,7 @@ where
         })
 }
 
-async fn read_body_within<B>(req: Request<B>, limit: usize) -> Result<Bytes, ApiError>
+async fn read_body_within<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, ApiError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -45,12 +47,11 @@ where
             "request body exceeds the {limit}-byte limit (max_body_bytes)"
         ))
     };
-    let declared = req
-        .headers()
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|s| s.parse::<u64>().ok());
-    let mut body = req.into_body();
+    let mut body = body;
     if declared.is_some_and(|n| n > limit as u64) {
         linger(body);
         return Err(too_large());

@@ -1,13 +1,14 @@
 //! The inference routes over HTTP: headers and body in, [`Core::infer`], the response encoded
 //! by the request's protocol with the timing headers.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Body;
-use hyper::header::{self, HeaderValue};
-use hyper::{Request, Response};
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{HeaderMap, Response};
 use vane_protocol::{decode_infer, decode_records, encode_infer, encode_predictions};
 
 use super::HttpState;
@@ -24,12 +25,38 @@ pub(super) enum Api {
     V1,
 }
 
+/// Numbers below this are header values built once (the timing headers of most requests
+/// then allocate nothing); larger ones are formatted per request.
+const NUMBERS: usize = 10_000;
+
+fn number(n: u128) -> HeaderValue {
+    static TABLE: OnceLock<Vec<HeaderValue>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..NUMBERS)
+            .map(|i| HeaderValue::from_static(Box::leak(i.to_string().into_boxed_str())))
+            .collect()
+    });
+    match usize::try_from(n).ok().and_then(|i| table.get(i)) {
+        Some(v) => v.clone(),
+        None => HeaderValue::from(u64::try_from(n).unwrap_or(u64::MAX)),
+    }
+}
+
+// Header names built at compile time (a `&str` name is converted, and allocated, per insert).
+const INFERENCE_HEADER_LENGTH: HeaderName =
+    HeaderName::from_static("inference-header-content-length");
+const MODEL_VERSION: HeaderName = HeaderName::from_static("x-vane-model-version");
+const QUEUE_US: HeaderName = HeaderName::from_static("x-vane-queue-us");
+const COMPUTE_US: HeaderName = HeaderName::from_static("x-vane-compute-us");
+const TOTAL_US: HeaderName = HeaderName::from_static("x-vane-total-us");
+const BATCH_ROWS: HeaderName = HeaderName::from_static("x-vane-batch-rows");
 const CONTENT_JSON: HeaderValue = HeaderValue::from_static("application/json");
 const CONTENT_BINARY: HeaderValue = HeaderValue::from_static("application/octet-stream");
 
 pub(super) async fn infer<B>(
     state: &HttpState,
-    req: Request<B>,
+    headers: &HeaderMap,
+    body: B,
     model: &str,
     version: Option<&str>,
     api: Api,
@@ -39,8 +66,8 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let started = Instant::now();
-    let timeout = header_timeout(&req)?;
-    let json_len = match req.headers().get("inference-header-content-length") {
+    let timeout = header_timeout(headers)?;
+    let json_len = match headers.get(INFERENCE_HEADER_LENGTH) {
         None => None,
         Some(v) => Some(
             v.to_str()
@@ -53,8 +80,7 @@ where
                 })?,
         ),
     };
-    let route_key = req
-        .headers()
+    let route_key = headers
         .get("x-vane-route-key")
         .map(|v| v.as_bytes().to_vec());
     let call = Call {
@@ -65,7 +91,12 @@ where
         started,
         concurrent: state.open_connections() > 1,
     };
-    let body = read_body(req, state.max_body_bytes, state.limits.body_read_timeout);
+    let body = read_body(
+        headers,
+        body,
+        state.max_body_bytes,
+        state.limits.body_read_timeout,
+    );
     let answer = state
         .core
         .infer(call, body, |schema, bytes| match api {
@@ -90,37 +121,27 @@ where
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     let h = resp.headers_mut();
+    // Sized once for every header below: no regrowth per response.
+    h.reserve(8);
     match json_len {
         None => {
             h.insert(header::CONTENT_TYPE, CONTENT_JSON);
         }
         Some(n) => {
             h.insert(header::CONTENT_TYPE, CONTENT_BINARY);
-            h.insert("inference-header-content-length", HeaderValue::from(n));
+            h.insert(INFERENCE_HEADER_LENGTH, HeaderValue::from(n));
         }
     }
-    h.insert("x-vane-model-version", m.version_header.clone());
-    h.insert(
-        "x-vane-queue-us",
-        HeaderValue::from(out.queue.as_micros() as u64),
-    );
-    h.insert(
-        "x-vane-compute-us",
-        HeaderValue::from(out.compute.as_micros() as u64),
-    );
-    h.insert(
-        "x-vane-total-us",
-        HeaderValue::from(started.elapsed().as_micros() as u64),
-    );
-    h.insert(
-        "x-vane-batch-rows",
-        HeaderValue::from(out.batch_rows as u64),
-    );
+    h.insert(MODEL_VERSION, m.version_header.clone());
+    h.insert(QUEUE_US, number(out.queue.as_micros()));
+    h.insert(COMPUTE_US, number(out.compute.as_micros()));
+    h.insert(TOTAL_US, number(started.elapsed().as_micros()));
+    h.insert(BATCH_ROWS, number(out.batch_rows as u128));
     Ok(resp)
 }
 
-fn header_timeout<B>(req: &Request<B>) -> Result<Option<Duration>, ApiError> {
-    match req.headers().get("x-vane-timeout-ms") {
+fn header_timeout(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
+    match headers.get("x-vane-timeout-ms") {
         None => Ok(None),
         Some(v) => v
             .to_str()

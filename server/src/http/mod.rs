@@ -151,17 +151,30 @@ fn require(method: &Method, want: Method, allow: &'static str, path: &str) -> Re
     }
 }
 
+/// Longest path routed (`/v2/models/{m}/versions/{v}/infer` has 6 segments).
+const MAX_SEGMENTS: usize = 8;
+
 async fn route<B>(state: &HttpState, req: Request<B>) -> Result<Resp, ApiError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let path = req.uri().path().to_owned();
-    let method = req.method().clone();
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let get = |m: &Method| require(m, Method::GET, "GET", &path);
-    let post = |m: &Method| require(m, Method::POST, "POST", &path);
-    match segs.as_slice() {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let method = parts.method.clone();
+    // Path segments on the stack: routing allocates nothing.
+    let mut segs = [""; MAX_SEGMENTS];
+    let mut n = 0;
+    for s in path.trim_matches('/').split('/') {
+        if n == MAX_SEGMENTS {
+            return Err(ApiError::NotFound(format!("no route for {method} {path}")));
+        }
+        segs[n] = s;
+        n += 1;
+    }
+    let get = |m: &Method| require(m, Method::GET, "GET", path);
+    let post = |m: &Method| require(m, Method::POST, "POST", path);
+    match &segs[..n] {
         ["v2", "health", "live"] => {
             get(&method)?;
             Ok(json_response(StatusCode::OK, json!({ "live": true })))
@@ -213,17 +226,15 @@ where
         }
         ["v2", "models", m, "infer"] => {
             post(&method)?;
-            let (m, v) = (m.to_string(), None);
-            infer::infer(state, req, &m, v, Api::V2).await
+            infer::infer(state, &parts.headers, body, m, None, Api::V2).await
         }
         ["v2", "models", m, "versions", v, "infer"] => {
             post(&method)?;
-            let (m, v) = (m.to_string(), Some(v.to_string()));
-            infer::infer(state, req, &m, v.as_deref(), Api::V2).await
+            infer::infer(state, &parts.headers, body, m, Some(v), Api::V2).await
         }
         ["v2", "repository", "index"] => {
             post(&method)?;
-            admin::authorize(state, req.headers())?;
+            admin::authorize(state, &parts.headers)?;
             admin::repository_index(state).await
         }
         [
@@ -234,13 +245,13 @@ where
             action @ ("load" | "unload"),
         ] => {
             post(&method)?;
-            admin::authorize(state, req.headers())?;
+            admin::authorize(state, &parts.headers)?;
             admin::repository_change(state, m, action).await
         }
         ["v1", "models", m] if m.ends_with(":predict") => {
             post(&method)?;
-            let m = m.trim_end_matches(":predict").to_string();
-            infer::infer(state, req, &m, None, Api::V1).await
+            let m = m.trim_end_matches(":predict");
+            infer::infer(state, &parts.headers, body, m, None, Api::V1).await
         }
         ["metrics"] => {
             get(&method)?;
