@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -228,46 +228,39 @@ impl DelayProxy {
 // ---------------------------------------------------------------------------------------------
 // The real server
 
-pub use vane_testkit::sibling_bin;
+pub use vane_testkit::{Proc, sibling_bin};
 
 /// A `vane-server` process on 127.0.0.1:0 (tract backend), killed on drop.
 pub struct Server {
-    child: Child,
+    _proc: Proc,
     pub addr: String,
 }
 
 impl Server {
     pub fn start(registry: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(sibling_bin("vane-server"))
-            .arg("--registry")
-            .arg(registry)
-            .args([
-                "--addr",
-                "127.0.0.1:0",
-                "--backend",
-                "tract",
-                "--poll-interval-ms",
-                "0",
-            ])
-            .args(extra)
-            .env("VANE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn vane-server");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
+        let registry = registry.to_str().expect("UTF-8 registry path");
+        let mut args = vec![
+            "--registry",
+            registry,
+            "--addr",
+            "127.0.0.1:0",
+            "--backend",
+            "tract",
+            "--poll-interval-ms",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let proc = Proc::spawn(
+            &sibling_bin("vane-server"),
+            &args,
+            1,
+            &[("VANE_LOG", "warn")],
+        );
+        let addr = proc.stdout_lines[0]
             .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .unwrap_or_else(|| panic!("unexpected first line {:?}", proc.stdout_lines))
             .to_string();
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = out.read_to_string(&mut sink);
-        });
-        let s = Server { child, addr };
+        let s = Server { _proc: proc, addr };
         let deadline = Instant::now() + Duration::from_secs(120);
         while get_status(&s.addr, "/v2/health/ready") != 200 {
             assert!(Instant::now() < deadline, "vane-server not ready");
@@ -278,13 +271,6 @@ impl Server {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

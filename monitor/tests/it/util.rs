@@ -4,95 +4,15 @@
 //! workspace's other binaries, found next to this test's target directory; `cargo test
 //! --workspace` (the README's test command) builds them before any test runs.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 pub const MONITOR: &str = env!("CARGO_BIN_EXE_vane-monitor");
 
-pub use vane_testkit::sibling_bin;
-
-/// A running child process; SIGKILLed on drop if still alive.
-pub struct Proc {
-    child: Child,
-    /// The lines it printed on stdout before becoming ready (addresses).
-    pub stdout_lines: Vec<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    /// Starts `bin args…` and reads `lines` lines of stdout (its addresses).
-    pub fn spawn(bin: &Path, args: &[&str], lines: usize, env: &[(&str, &str)]) -> Proc {
-        let mut child = Command::new(bin)
-            .args(args)
-            .envs(env.iter().copied())
-            .env("VANE_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().expect("stderr");
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut stdout_lines = Vec::new();
-        for _ in 0..lines {
-            let mut line = String::new();
-            out.read_line(&mut line).expect("read stdout");
-            if line.is_empty() {
-                panic!(
-                    "{} exited early; stderr:\n{}",
-                    bin.display(),
-                    stderr.lock().unwrap()
-                );
-            }
-            stdout_lines.push(line.trim().to_string());
-        }
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = out.read_to_string(&mut sink);
-        });
-        Proc {
-            child,
-            stdout_lines,
-            stderr,
-        }
-    }
-
-    pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+pub use vane_testkit::{Proc, sibling_bin};
 
 /// A monitor process: its HTTP address and its TCP ingest address.
 pub struct Monitor {

@@ -1,10 +1,9 @@
 //! Test harness: the real `vane-server` binary on 127.0.0.1:0 and a small HTTP client.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -18,14 +17,15 @@ pub type RawResponse = (StatusCode, Vec<(String, String)>, Vec<u8>);
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vane-server");
 
+pub use vane_testkit::Proc;
+
 /// A running server process; SIGKILLed on drop if still alive.
 pub struct Server {
     pub addr: SocketAddr,
     /// The bearer token of the repository API (`--admin-token`, or [`ADMIN_TOKEN`] set
     /// through the environment unless the test overrides `VANE_ADMIN_TOKEN`).
     pub admin_token: String,
-    child: Child,
-    stderr: Arc<Mutex<String>>,
+    proc: Proc,
 }
 
 /// The admin token test servers get by default.
@@ -72,9 +72,6 @@ impl Server {
     }
 
     fn spawn_with(registry: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(BIN);
-        cmd.env("VANE_ADMIN_TOKEN", ADMIN_TOKEN);
-        cmd.envs(env.iter().copied());
         let admin_token = args
             .iter()
             .position(|a| *a == "--admin-token")
@@ -86,52 +83,28 @@ impl Server {
             })
             .unwrap_or(ADMIN_TOKEN)
             .to_string();
-        cmd.arg("--registry")
-            .arg(registry)
-            .args(["--addr", "127.0.0.1:0"])
-            .args(args)
-            .env("VANE_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn vane-server");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().expect("stderr");
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        out.read_line(&mut line).expect("read stdout");
-        let addr = line
-            .trim()
+        let registry = registry.to_str().expect("UTF-8 registry path");
+        let mut full = vec!["--registry", registry, "--addr", "127.0.0.1:0"];
+        full.extend_from_slice(args);
+        // The test's own variables come last and win.
+        let mut envs = vec![("VANE_ADMIN_TOKEN", ADMIN_TOKEN), ("VANE_LOG", "info")];
+        envs.extend_from_slice(env);
+        let proc = Proc::spawn(Path::new(BIN), &full, 1, &envs);
+        let addr = proc.stdout_lines[0]
             .strip_prefix("listening on http://")
             .unwrap_or_else(|| {
                 panic!(
-                    "unexpected first line {line:?}; stderr: {}",
-                    stderr.lock().unwrap()
+                    "unexpected first line {:?}; stderr: {}",
+                    proc.stdout_lines,
+                    proc.stderr()
                 )
             })
             .parse()
             .expect("address");
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = out.read_to_string(&mut sink);
-        });
         Server {
             addr,
             admin_token,
-            child,
-            stderr,
+            proc,
         }
     }
 
@@ -151,23 +124,17 @@ impl Server {
     }
 
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.proc.stderr()
     }
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> (ExitStatus, String) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let status = self.child.wait().expect("wait");
-        // Give the stderr reader a moment to flush.
-        std::thread::sleep(Duration::from_millis(50));
+        let status = self.proc.terminate();
         (status, self.stderr())
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.proc.pid()
     }
 
     /// Blocking HTTP/1.1 request on a fresh connection (`Connection: close`).
@@ -203,13 +170,6 @@ impl Server {
 
     pub fn get(&self, path: &str) -> (StatusCode, HeaderMap, Value) {
         block_on(send(self.addr, "GET", path, &[], Vec::new()))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
