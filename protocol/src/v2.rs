@@ -705,7 +705,8 @@ fn assemble(
                 }
                 "value"
             }
-            Target::Tensor => unreachable_tensor()?,
+            // A tensor input without values (shape with a 0), among others.
+            Target::Tensor => return Err(bad("the model tensor must be the only input")),
         };
         let n = match &input.shape[..] {
             [n] | [n, 1] => *n as usize,
@@ -769,11 +770,6 @@ fn assemble(
         provided: seen,
     });
     Ok((out, rows, entities))
-}
-
-/// A tensor input among several was refused above.
-fn unreachable_tensor() -> Result<&'static str, DecodeError> {
-    Err(bad("the model tensor must be the only input"))
 }
 
 fn select_outputs(

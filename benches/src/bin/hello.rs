@@ -8,10 +8,7 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, body::Incoming};
-use hyper_util::rt::TokioIo;
 
 const BODY: &str = r#"{"model_name":"credit-risk","model_version":"1","outputs":[{"name":"probability","datatype":"FP32","shape":[1,1],"data":[0.1234567]}]}"#;
 
@@ -28,32 +25,6 @@ async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
 fn main() {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8090".into());
-    let threads = args
-        .next()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
-        println!(
-            "listening on http://{}",
-            listener.local_addr().expect("addr")
-        );
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = tcp.set_nodelay(true);
-            tokio::spawn(async move {
-                let _ = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(tcp), service_fn(handle))
-                    .await;
-            });
-        }
-    });
+    let threads = vane_benches::threads_arg(args.next());
+    vane_benches::serve_http1(&addr, threads, handle);
 }

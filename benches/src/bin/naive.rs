@@ -12,10 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode, body::Incoming};
-use hyper_util::rt::TokioIo;
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
@@ -110,10 +107,7 @@ fn main() {
         .next()
         .expect("usage: naive MODEL.onnx [ADDR] [THREADS]");
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:8091".into());
-    let threads = args
-        .next()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = vane_benches::threads_arg(args.next());
     let lib = std::env::var("ORT_DYLIB_PATH").expect("ORT_DYLIB_PATH (scripts/setup-ort.sh)");
     let env = ort::init_from(&lib)
         .expect("load ONNX Runtime")
@@ -129,30 +123,5 @@ fn main() {
         input,
         output,
     });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
-        println!(
-            "listening on http://{}",
-            listener.local_addr().expect("addr")
-        );
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = tcp.set_nodelay(true);
-            let model = model.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| handle(model.clone(), req));
-                let _ = http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
-            });
-        }
-    });
+    vane_benches::serve_http1(&addr, threads, move |req| handle(model.clone(), req));
 }

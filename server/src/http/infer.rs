@@ -95,7 +95,7 @@ where
         headers,
         body,
         state.max_body_bytes,
-        state.limits.body_read_timeout,
+        state.core.limits.body_read_timeout,
     );
     let answer = state
         .core

@@ -29,7 +29,6 @@ use tokio::sync::Semaphore;
 
 use self::infer::Api;
 use self::response::{Resp, error_response, json_response};
-use crate::config::Limits;
 use crate::control::Command;
 use crate::core::{ApiError, Core};
 use crate::telemetry::Metrics;
@@ -40,8 +39,7 @@ pub struct HttpState {
     pub max_body_bytes: usize,
     /// Bearer token of the repository endpoints; `None` disables them.
     admin_token: Option<String>,
-    pub limits: Limits,
-    /// One permit per open client connection (`limits.max_connections`).
+    /// One permit per open client connection (`core.limits.max_connections`).
     connections: Arc<Semaphore>,
     /// The control plane's command queue, once the watcher runs.
     pub control: OnceLock<crossbeam_channel::Sender<Command>>,
@@ -49,20 +47,18 @@ pub struct HttpState {
 
 impl HttpState {
     pub fn new(core: Arc<Core>, max_body_bytes: usize, admin_token: Option<String>) -> Self {
-        let limits = core.limits.clone();
         Self {
+            connections: Arc::new(Semaphore::new(core.limits.max_connections)),
             core,
             max_body_bytes,
             admin_token,
-            connections: Arc::new(Semaphore::new(limits.max_connections)),
-            limits,
             control: OnceLock::new(),
         }
     }
 
     /// Client connections open now.
     fn open_connections(&self) -> usize {
-        self.limits.max_connections - self.connections.available_permits()
+        self.core.limits.max_connections - self.connections.available_permits()
     }
 }
 
