@@ -58,6 +58,7 @@ fn state(kind: BackendKind, ort: Option<&Arc<backend::onnxruntime::OrtRuntime>>)
     let opts = LoadOptions {
         width: mv.signature.width(),
         intra_op_threads: 1,
+        tensors: None,
     };
     let engine = backend::load(kind, ort, &mv.model_bytes, &opts).expect("load");
     let metrics = Arc::new(Metrics::new());

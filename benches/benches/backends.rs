@@ -33,6 +33,7 @@ fn backends(c: &mut Criterion) {
     let opts = LoadOptions {
         width: credit::N_FEATURES,
         intra_op_threads: 1,
+        tensors: None,
     };
     for ex in credit::example_models() {
         let bytes = ex.model.to_onnx();

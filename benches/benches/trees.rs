@@ -25,6 +25,7 @@ fn trees(c: &mut Criterion) {
     let opts = LoadOptions {
         width: credit::N_FEATURES,
         intra_op_threads: 1,
+        tensors: None,
     };
     let mut group = c.benchmark_group("gbdt-trees-per-node");
     for per_node in [1, 4, 8, 16, credit::GBDT_TREES] {

@@ -28,9 +28,7 @@ pub fn check(s: &Schema, d: &Decoded) {
     let outputs: Vec<Output> = s
         .outputs
         .iter()
-        .map(|o| Output {
-            data: TensorData::F32(vec![0.5; d.rows * o.row_len()]),
-        })
+        .map(|o| Output::rows(TensorData::F32(vec![0.5; d.rows * o.row_len()])))
         .collect();
     let (body, json_len) = encode_infer(s, d.id.as_deref(), d.rows, &outputs, &d.outputs);
     let json = &body[..json_len.unwrap_or(body.len())];

@@ -150,16 +150,17 @@ pub fn signature() -> Signature {
         .map(|f| FeatureSpec::categorical(f.name, f.vocab.iter().copied()));
     Signature {
         inputs: numeric.chain(categorical).collect(),
-        tensor: TensorSpec {
+        tensor: Some(TensorSpec {
             name: crate::onnx::INPUT.into(),
             datatype: "FP32".into(),
             shape: vec![-1, N_FEATURES as i64],
-        },
+        }),
         outputs: vec![TensorSpec {
             name: crate::onnx::OUTPUT.into(),
             datatype: "FP32".into(),
             shape: vec![-1, 1],
         }],
+        graph: None,
         online: None,
     }
 }

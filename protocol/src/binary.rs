@@ -81,29 +81,35 @@ pub(crate) fn read(
 /// Bytes [`write`] appends for `data`.
 pub fn size(data: &TensorData) -> usize {
     match data {
-        TensorData::F32(v) => v.len() * 4,
-        TensorData::F64(v) => v.len() * 8,
-        TensorData::I32(v) => v.len() * 4,
-        TensorData::I64(v) => v.len() * 8,
+        TensorData::Str(v) => v.iter().map(|s| 4 + s.len()).sum(),
         TensorData::Bool(v) => v.len(),
+        other => crate::each_tensor!(other, v => std::mem::size_of_val(v.as_slice())),
     }
 }
 
-/// Appends `data` as a raw little-endian tensor.
+/// Appends `data` as a raw little-endian tensor (`BYTES`: length-prefixed elements).
 pub fn write(buf: &mut Vec<u8>, data: &TensorData) {
+    macro_rules! le {
+        ($v:expr) => {
+            $v.iter()
+                .for_each(|x| buf.extend_from_slice(&x.to_le_bytes()))
+        };
+    }
     match data {
-        TensorData::F32(v) => v
-            .iter()
-            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-        TensorData::F64(v) => v
-            .iter()
-            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-        TensorData::I32(v) => v
-            .iter()
-            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
-        TensorData::I64(v) => v
-            .iter()
-            .for_each(|x| buf.extend_from_slice(&x.to_le_bytes())),
+        TensorData::F32(v) => le!(v),
+        TensorData::F64(v) => le!(v),
+        TensorData::I8(v) => le!(v),
+        TensorData::I16(v) => le!(v),
+        TensorData::I32(v) => le!(v),
+        TensorData::I64(v) => le!(v),
+        TensorData::U8(v) => buf.extend_from_slice(v),
+        TensorData::U16(v) => le!(v),
+        TensorData::U32(v) => le!(v),
+        TensorData::U64(v) => le!(v),
         TensorData::Bool(v) => v.iter().for_each(|x| buf.push(u8::from(*x))),
+        TensorData::Str(v) => v.iter().for_each(|s| {
+            buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
+            buf.extend_from_slice(s.as_bytes());
+        }),
     }
 }

@@ -105,7 +105,7 @@ impl Target {
     pub(crate) fn of(schema: &Schema, name: &str) -> Option<Self> {
         if schema.entity_key() == Some(name) {
             Some(Target::Entity)
-        } else if name == schema.signature.tensor.name {
+        } else if name == schema.signature.tensor_name() {
             Some(Target::Tensor)
         } else {
             schema.signature.position(name).map(Target::Column)

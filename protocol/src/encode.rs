@@ -14,13 +14,7 @@ fn write_json_str(buf: &mut Vec<u8>, s: &str) {
 }
 
 fn write_data(buf: &mut Vec<u8>, data: &TensorData) {
-    let _ = match data {
-        TensorData::F32(v) => serde_json::to_writer(&mut *buf, v),
-        TensorData::F64(v) => serde_json::to_writer(&mut *buf, v),
-        TensorData::I32(v) => serde_json::to_writer(&mut *buf, v),
-        TensorData::I64(v) => serde_json::to_writer(&mut *buf, v),
-        TensorData::Bool(v) => serde_json::to_writer(&mut *buf, v),
-    };
+    let _ = crate::each_tensor!(data, v => serde_json::to_writer(&mut *buf, v));
 }
 
 /// OIP response body; with binary outputs, also the length of its JSON part (for the
@@ -59,11 +53,23 @@ pub fn encode_infer(
         write_json_str(&mut buf, &meta.name);
         let _ = write!(
             DisplayBuf(&mut buf),
-            ",\"datatype\":\"{}\",\"shape\":[{rows}",
-            meta.dtype.oip_name()
+            ",\"datatype\":\"{}\",\"shape\":[",
+            outputs[ix].data.dtype().oip_name()
         );
-        for d in &meta.row_shape {
-            let _ = write!(DisplayBuf(&mut buf), ",{d}");
+        match &outputs[ix].shape {
+            // A tensor model's output, as the runtime shaped it.
+            Some(shape) => {
+                for (i, d) in shape.iter().enumerate() {
+                    let sep = if i > 0 { "," } else { "" };
+                    let _ = write!(DisplayBuf(&mut buf), "{sep}{d}");
+                }
+            }
+            None => {
+                let _ = write!(DisplayBuf(&mut buf), "{rows}");
+                for d in &meta.row_shape {
+                    let _ = write!(DisplayBuf(&mut buf), ",{d}");
+                }
+            }
         }
         if binary {
             any_binary = true;
@@ -121,20 +127,18 @@ pub fn encode_predictions(schema: &Schema, rows: usize, outputs: &[Output]) -> V
 
 /// Row `r` of output `ix`: a scalar when the output has one element per row, else a list.
 fn write_row(buf: &mut Vec<u8>, schema: &Schema, outputs: &[Output], ix: usize, r: usize) {
-    let per = schema.outputs[ix].row_len();
-    let range = r * per..(r + 1) * per;
-    let _ = match (&outputs[ix].data, per) {
-        (TensorData::F32(v), 1) => serde_json::to_writer(&mut *buf, &v[r]),
-        (TensorData::F64(v), 1) => serde_json::to_writer(&mut *buf, &v[r]),
-        (TensorData::I32(v), 1) => serde_json::to_writer(&mut *buf, &v[r]),
-        (TensorData::I64(v), 1) => serde_json::to_writer(&mut *buf, &v[r]),
-        (TensorData::Bool(v), 1) => serde_json::to_writer(&mut *buf, &v[r]),
-        (TensorData::F32(v), _) => serde_json::to_writer(&mut *buf, &v[range]),
-        (TensorData::F64(v), _) => serde_json::to_writer(&mut *buf, &v[range]),
-        (TensorData::I32(v), _) => serde_json::to_writer(&mut *buf, &v[range]),
-        (TensorData::I64(v), _) => serde_json::to_writer(&mut *buf, &v[range]),
-        (TensorData::Bool(v), _) => serde_json::to_writer(&mut *buf, &v[range]),
+    let out = &outputs[ix];
+    let per = match &out.shape {
+        Some(shape) => shape.iter().skip(1).product(),
+        None => schema.outputs[ix].row_len(),
     };
+    let range = r * per..(r + 1) * per;
+    // An output without a row per request row (a runtime's surprise) reads as null.
+    let _ = crate::each_tensor!(&out.data, v => match v.get(range) {
+        Some([x]) => serde_json::to_writer(&mut *buf, x),
+        Some(row) => serde_json::to_writer(&mut *buf, row),
+        None => serde_json::to_writer(&mut *buf, &()),
+    });
 }
 
 struct DisplayBuf<'a>(&'a mut Vec<u8>);

@@ -7,8 +7,12 @@
 //! - [`v1::decode_records`]: KServe v1 / TF-Serving `instances`;
 //! - [`encode::encode_infer`] / [`encode::encode_predictions`]: the response bodies.
 //!
+//! Two kinds of model: a *feature* model (named features over one FP32 `[N, F]` tensor,
+//! decoded into one row-major f32 buffer) and a *tensor-signature* model (any ONNX graph:
+//! each graph input decoded into its own typed [`tensor::Tensor`]; `tensors.rs`).
+//!
 //! Principal types: [`Schema`] (a model version's request and response shape), [`Decoded`]
-//! (a validated request: row-major f32 input, row count, entity ids, output selection),
+//! (a validated request: f32 rows or typed tensors, row count, entity ids, output selection),
 //! [`DecodeError`] (always the client's fault: a 400 whose message names the field),
 //! [`tensor::TensorData`] / [`tensor::OutputMeta`] (what backends return).
 //!
@@ -23,6 +27,7 @@ pub mod encode;
 mod json;
 pub mod schema;
 pub mod tensor;
+mod tensors;
 pub mod v1;
 pub mod v2;
 
@@ -30,7 +35,7 @@ use std::time::Duration;
 
 pub use columns::MAX_STRING_BYTES;
 pub use encode::{encode_infer, encode_predictions};
-pub use schema::Schema;
+pub use schema::{InputSpec, Schema, TensorInputs};
 pub use v1::decode_records;
 pub use v2::decode_infer;
 
@@ -42,8 +47,10 @@ pub struct DecodeError(pub String);
 /// A decoded request, ready for the serving core.
 #[derive(Debug, PartialEq)]
 pub struct Decoded {
-    /// Row-major `rows * width` model input.
+    /// Row-major `rows * width` model input (feature models).
     pub input: Vec<f32>,
+    /// One tensor per graph input, in graph order (tensor-signature models).
+    pub tensors: Vec<tensor::Tensor>,
     pub rows: usize,
     /// The request's `id` as JSON text, echoed verbatim (a number is echoed as a string).
     pub id: Option<String>,

@@ -3,9 +3,57 @@
 
 use std::collections::HashMap;
 
-use vane_registry::{FeatureKind, Signature};
+use vane_registry::{FeatureKind, GraphSignature, Signature};
 
-use crate::tensor::OutputMeta;
+use crate::tensor::{DType, OutputMeta};
+
+/// The graph inputs of a tensor-signature model, as requests must send them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorInputs {
+    pub inputs: Vec<InputSpec>,
+    /// Dimension 0 of every input is the batch dimension: requests are merged along it.
+    pub batch: bool,
+}
+
+/// One graph input: name, element type, declared shape (`-1`: any size).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputSpec {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<i64>,
+}
+
+impl TensorInputs {
+    /// The graph's inputs; an element type Vane cannot carry is an error naming the input.
+    pub fn from_graph(graph: &GraphSignature) -> Result<Self, String> {
+        let inputs = graph
+            .inputs
+            .iter()
+            .map(|t| {
+                let dtype = DType::from_oip(&t.datatype).ok_or_else(|| {
+                    format!(
+                        "graph input {:?} is {}, which Vane does not carry; export the model with an FP32 or FP64 input",
+                        t.name, t.datatype
+                    )
+                })?;
+                Ok(InputSpec {
+                    name: t.name.clone(),
+                    dtype,
+                    shape: t.shape.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Self {
+            inputs,
+            batch: graph.batch,
+        })
+    }
+
+    /// Index of the named input.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.inputs.iter().position(|i| i.name == name)
+    }
+}
 
 /// The request and response shape of one model version.
 #[derive(Debug, Clone)]
@@ -24,6 +72,8 @@ pub struct Schema {
     pub allow_missing: bool,
     /// Per feature: filled from the online store when an entity-keyed request leaves it out.
     pub(crate) fillable: Vec<bool>,
+    /// Set for a tensor-signature model: requests name graph inputs, not features.
+    pub tensors: Option<TensorInputs>,
 }
 
 impl Schema {
@@ -34,7 +84,12 @@ impl Schema {
         outputs: Vec<OutputMeta>,
         max_request_rows: usize,
         allow_missing: bool,
-    ) -> Self {
+    ) -> Result<Self, String> {
+        let tensors = match (&signature.graph, signature.is_tensor_model()) {
+            (Some(graph), true) => Some(TensorInputs::from_graph(graph)?),
+            (None, true) => return Err("a signature without features needs its graph".into()),
+            (_, false) => None,
+        };
         let vocab = signature
             .inputs
             .iter()
@@ -58,7 +113,7 @@ impl Schema {
                 }
             }
         }
-        Self {
+        Ok(Self {
             name: name.to_owned(),
             version_label: version.to_string(),
             signature,
@@ -67,7 +122,8 @@ impl Schema {
             max_request_rows,
             allow_missing,
             fillable,
-        }
+            tensors,
+        })
     }
 
     /// Model input width F.

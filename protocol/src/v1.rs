@@ -15,6 +15,9 @@ use crate::{DecodeError, Decoded, EntityRequest, OutputSelection};
 
 /// Decodes a v1 `instances` request against `schema`.
 pub fn decode_records(schema: &Schema, body: &[u8]) -> Result<Decoded, DecodeError> {
+    if let Some(ts) = &schema.tensors {
+        return crate::tensors::decode_records(schema, ts, body);
+    }
     let mut ctx = Ctx {
         schema,
         out: Vec::new(),
@@ -43,6 +46,7 @@ pub fn decode_records(schema: &Schema, body: &[u8]) -> Result<Decoded, DecodeErr
     });
     Ok(Decoded {
         input: ctx.out,
+        tensors: Vec::new(),
         rows: ctx.rows,
         id: None,
         outputs: OutputSelection::All { binary: false },

@@ -46,6 +46,9 @@ pub fn decode_infer(
             )));
         }
     };
+    if let Some(ts) = &schema.tensors {
+        return crate::tensors::decode_v2(schema, ts, json, tail, json_len.is_some());
+    }
     let mut ctx = Ctx {
         schema,
         bufs: Buffers::new(schema),
@@ -128,6 +131,7 @@ pub fn decode_infer(
     }
     Ok(Decoded {
         input,
+        tensors: Vec::new(),
         rows,
         id: ctx.id,
         outputs,
@@ -141,7 +145,7 @@ fn target_of(schema: &Schema, name: &str) -> Result<Target, DecodeError> {
         let sig = &schema.signature;
         bad(format!(
             "unknown input {name:?}: send one tensor {:?} [N, {}] or one input per feature ({})",
-            sig.tensor.name,
+            sig.tensor_name(),
             sig.width(),
             list(sig.inputs.iter().map(|f| f.name.as_str()))
         ))
@@ -176,7 +180,7 @@ struct Ctx<'s, 'de> {
 }
 
 #[derive(serde::Deserialize)]
-struct OutputRequest {
+pub(crate) struct OutputRequest {
     name: String,
     #[serde(default)]
     parameters: Option<OutputParams>,
@@ -239,7 +243,7 @@ impl<'de> Visitor<'de> for RequestVisitor<'_, '_, 'de> {
 }
 
 /// `id` as the JSON text to echo: a string as sent; a number as a string.
-fn echo_id(raw: &str) -> Result<Option<String>, DecodeError> {
+pub(crate) fn echo_id(raw: &str) -> Result<Option<String>, DecodeError> {
     match raw.as_bytes().first() {
         Some(b'"') => Ok(Some(raw.to_owned())),
         Some(b'-' | b'0'..=b'9') => Ok(Some(format!("\"{raw}\""))),
@@ -772,7 +776,7 @@ fn assemble(
     Ok((out, rows, entities))
 }
 
-fn select_outputs(
+pub(crate) fn select_outputs(
     schema: &Schema,
     req: Option<&[OutputRequest]>,
     binary_default: bool,

@@ -32,10 +32,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Publish the files of a directory (model.onnx, signature.json, optional profile.json and
-    /// any other regular files) as a new version; prints the version number.
+    /// Publish a new version; prints its number. From a directory (model.onnx, optional
+    /// signature.json and profile.json, any other regular files) or a lone ONNX file. The
+    /// graph's inputs and outputs are read from model.onnx into signature.json; a hand-written
+    /// signature.json is checked against them.
+    #[command(
+        after_help = "Examples:\n  vane-registry --registry ./registry publish ./exported/model.onnx --model credit --alias champion\n  vane-registry --registry ./registry publish ./artifacts/v2 --model credit"
+    )]
     Publish {
-        /// Directory holding the version's files.
+        /// Directory holding the version's files, or an .onnx file.
         dir: PathBuf,
         /// Model name.
         #[arg(long)]
@@ -129,7 +134,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), RegistryError> {
     match cli.command {
         Command::Publish { dir, model, alias } => {
             let w = open_writer(&spec, &opts)?;
-            let req = PublishRequest::from_dir(&model, &dir)?;
+            let req = PublishRequest::from_path(&model, &dir)?;
             let version = w.publish(&req)?;
             if let Some(alias) = alias {
                 w.set_alias(&model, &alias, version)?;

@@ -39,6 +39,21 @@ pub struct PublishRequest {
 }
 
 impl PublishRequest {
+    /// A request from a directory ([`Self::from_dir`]) or from a lone ONNX file, published as
+    /// `model.onnx` with its signature read from the graph.
+    pub fn from_path(model: &str, path: &Path) -> Result<Self, RegistryError> {
+        if !path.is_file() {
+            return Self::from_dir(model, path);
+        }
+        let bytes = fs::read(path).map_err(|e| RegistryError::io(path, e))?;
+        Ok(Self {
+            model: model.to_string(),
+            files: vec![(crate::version::MODEL.to_string(), bytes)],
+            lineage: serde_json::Value::Null,
+            metrics: serde_json::Value::Null,
+        })
+    }
+
     /// A request for `model` with every regular file of `dir` (`model.onnx`,
     /// `signature.json`, optional `profile.json` and any others). Hidden files and a
     /// `manifest.json` (publish writes its own) are skipped; subdirectories are ignored.
@@ -191,7 +206,7 @@ impl DirRegistry {
     /// so a reader never sees a half-written version. Concurrent publishers each get their own
     /// number: a rename onto an existing version fails and the next number is tried.
     pub fn publish(&self, req: &PublishRequest) -> Result<u64, RegistryError> {
-        validate_publish(req, &self.root.join(&req.model))?;
+        let req = &*validate_publish(req, &self.root.join(&req.model))?;
         let staging_root = self.root.join(&req.model).join("versions");
         fs::create_dir_all(&staging_root).map_err(|e| RegistryError::io(&staging_root, e))?;
         let now = SystemTime::now()
@@ -422,16 +437,17 @@ mod tests {
     fn signature_bytes() -> Vec<u8> {
         let sig = Signature {
             inputs: vec![FeatureSpec::numeric("x", "FP32")],
-            tensor: TensorSpec {
+            tensor: Some(TensorSpec {
                 name: "input".into(),
                 datatype: "FP32".into(),
                 shape: vec![-1, 1],
-            },
+            }),
             outputs: vec![TensorSpec {
                 name: "probability".into(),
                 datatype: "FP32".into(),
                 shape: vec![-1, 1],
             }],
+            graph: None,
             online: None,
         };
         serde_json::to_vec(&sig).unwrap()
@@ -447,6 +463,54 @@ mod tests {
             lineage: serde_json::json!({"tool": "test"}),
             metrics: serde_json::Value::Null,
         }
+    }
+
+    #[test]
+    fn a_bare_model_is_published_with_the_signature_of_its_graph() {
+        use crate::onnx::tests::{model, tensor};
+        let tmp = tempfile::tempdir().unwrap();
+        let reg = DirRegistry::create(tmp.path().join("reg")).unwrap();
+        let bytes = model(
+            vec![tensor("x", 11, &[None, Some(4)])],
+            vec![
+                tensor("label", 7, &[None]),
+                tensor("probabilities", 1, &[None, Some(2)]),
+            ],
+            &[],
+        );
+        let file = tmp.path().join("exported.onnx");
+        fs::write(&file, &bytes).unwrap();
+        let v = reg
+            .publish(&PublishRequest::from_path("rf", &file).unwrap())
+            .unwrap();
+        let mv = reg.fetch_ref("rf", &VersionRef::Number(v)).unwrap();
+        assert!(mv.signature.is_tensor_model());
+        let graph = mv.signature.graph.as_ref().unwrap();
+        assert_eq!(graph.inputs[0].datatype, "FP64");
+        assert_eq!(graph.inputs[0].shape, [-1, 4]);
+        assert_eq!(graph.outputs[0].datatype, "INT64");
+        assert!(graph.batch);
+        // The derived signature.json is a listed, verified file of the version.
+        assert!(mv.manifest.files.contains_key("signature.json"));
+
+        // A hand-written feature signature over a tensor the graph lacks is refused.
+        let mut req = request("m", &bytes);
+        let err = reg.publish(&req).unwrap_err().to_string();
+        assert!(
+            err.contains("\"input\" is not a graph input") && err.contains("model.onnx"),
+            "{err}"
+        );
+        // One that agrees is completed with the graph.
+        let ok = model(
+            vec![tensor("input", 1, &[None, Some(1)])],
+            vec![tensor("probability", 1, &[None, Some(1)])],
+            &[],
+        );
+        req.files[0].1 = ok;
+        let v = reg.publish(&req).unwrap();
+        let mv = reg.fetch_ref("m", &VersionRef::Number(v)).unwrap();
+        assert!(!mv.signature.is_tensor_model());
+        assert_eq!(mv.signature.graph.unwrap().inputs[0].name, "input");
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!   ([`RegistrySpec`]); [`RemoteOptions`] / [`RetryPolicy`] tune the remote ones.
 //! - [`VersionCache`]: where remote backends keep verified copies; entries are re-verified
 //!   before reuse.
+//! - [`GraphSignature`]: a graph's inputs and outputs read from `model.onnx` (a `prost`
+//!   decoding of the few `onnx.proto` messages needed; no inference engine).
 //! - [`Manifest`], [`Signature`], [`FeatureSpec`], [`Profile`] / [`FeatureProfile`]: the
 //!   on-disk contract (`../shared/design.md`).
 //! - [`ModelVersion`]: a version whose files were read and verified; the only way the server
@@ -31,6 +33,7 @@ mod dir;
 mod error;
 mod http;
 mod mlflow;
+mod onnx;
 mod open;
 mod registry;
 mod transport;
@@ -43,8 +46,9 @@ pub use error::RegistryError;
 pub use http::HttpRegistry;
 pub use mlflow::{
     MLFLOW_ARTIFACT_DIR, MLFLOW_EXPERIMENT, MlflowRegistry, TAG_CANARY_WEIGHT,
-    TAG_CHAMPION_HISTORY, TAG_MANIFEST_SHA256,
+    TAG_CHAMPION_HISTORY, TAG_MANIFEST_SHA256, TAG_ONNX_SHA256,
 };
+pub use onnx::{GraphError, GraphSignature, oip_datatype};
 pub use open::{RegistrySpec, open_registry, open_writer};
 pub use registry::{
     CANARY, CHAMPION, Registry, RegistryWriter, Rollback, SHADOW, TrafficPolicy, TrafficSettings,

@@ -36,8 +36,8 @@ use crate::transport::{
 };
 use crate::types::{Aliases, Manifest, ModelVersion, VersionRef, sha256_hex};
 use crate::version::{
-    MANIFEST, build_manifest, check_alias, check_name, file_entries, now_secs, parse_manifest,
-    validate_publish, verify,
+    MANIFEST, MODEL, build_manifest, check_alias, check_name, file_entries, now_secs,
+    parse_manifest, validate_publish, verify,
 };
 
 /// Model-version tag with the sha256 of the version's `manifest.json`.
@@ -46,6 +46,11 @@ pub const TAG_MANIFEST_SHA256: &str = "vane.manifest_sha256";
 pub const TAG_CANARY_WEIGHT: &str = "vane.canary_weight";
 /// Registered-model tag with [`TrafficSettings::champion_history`], comma-separated.
 pub const TAG_CHAMPION_HISTORY: &str = "vane.champion_history";
+/// Model-version tag with the sha256 of an MLflow-native version's ONNX file, recorded by the
+/// first fetch; later fetches (any replica) must get the same bytes.
+pub const TAG_ONNX_SHA256: &str = "vane.onnx_sha256";
+/// The description vane-registry's publish gives the versions it creates.
+const PUBLISH_DESCRIPTION: &str = "published by vane-registry";
 /// The MLflow experiment whose runs hold published files.
 pub const MLFLOW_EXPERIMENT: &str = "vane-registry";
 /// Sub-directory of a run's artifacts that holds a version's files.
@@ -92,6 +97,15 @@ struct MvJson {
     status_message: String,
     #[serde(default)]
     tags: Vec<Tag>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    run_id: String,
+    #[serde(default)]
+    source: String,
+    /// Milliseconds since the epoch (a string in some MLflow versions).
+    #[serde(default)]
+    creation_timestamp: Value,
 }
 
 impl MvJson {
@@ -103,6 +117,25 @@ impl MvJson {
     }
     fn is_vane(&self) -> bool {
         self.status == "READY" && self.tag(TAG_MANIFEST_SHA256).is_some()
+    }
+    /// A version registered the usual MLflow way (`mlflow.onnx.log_model(...,
+    /// registered_model_name=...)`): READY, and not one of Vane's (whose publish describes
+    /// it, and tags it when done).
+    fn is_native(&self) -> bool {
+        self.status == "READY"
+            && self.tag(TAG_MANIFEST_SHA256).is_none()
+            && self.description != PUBLISH_DESCRIPTION
+    }
+    fn servable(&self) -> bool {
+        self.is_vane() || self.is_native()
+    }
+    fn created_secs(&self) -> u64 {
+        let ms = match &self.creation_timestamp {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        };
+        ms.unwrap_or(0) / 1000
     }
 }
 
@@ -588,7 +621,7 @@ impl Registry for MlflowRegistry {
                 let mv: MvJson = serde_json::from_value(mv.clone()).map_err(|e| {
                     RegistryError::malformed(self.api_url("model-versions/search", &q), e)
                 })?;
-                if mv.is_vane() {
+                if mv.servable() {
                     out.push(parse_version(&mv.version, &format!("models:/{model}"))?);
                 }
             }
@@ -629,7 +662,7 @@ impl Registry for MlflowRegistry {
         match which {
             VersionRef::Number(n) => {
                 let mv = self.model_version(model, *n)?;
-                if mv.is_vane() {
+                if mv.servable() {
                     Ok(*n)
                 } else {
                     Err(RegistryError::NotFound(format!(
@@ -662,6 +695,10 @@ impl Registry for MlflowRegistry {
     }
 
     fn manifest(&self, model: &str, version: u64) -> Result<Manifest, RegistryError> {
+        let mv = self.model_version(model, version)?;
+        if mv.is_native() {
+            return self.fetch_native(model, version, &mv).map(|v| v.manifest);
+        }
         let sha = self.manifest_sha(model, version)?;
         if let Some(bytes) = self.cache.manifest_bytes(model, version)
             && sha256_hex(&bytes).eq_ignore_ascii_case(&sha)
@@ -676,6 +713,10 @@ impl Registry for MlflowRegistry {
     /// Checks the version's tag (one small request), reuses a cached copy whose manifest
     /// matches it and whose files still verify, else downloads and verifies everything.
     fn fetch(&self, model: &str, version: u64) -> Result<ModelVersion, RegistryError> {
+        let mv = self.model_version(model, version)?;
+        if mv.is_native() {
+            return self.fetch_native(model, version, &mv);
+        }
         let sha = self.manifest_sha(model, version)?;
         if let Some(v) = self.cache.load(model, version, Some(&sha))? {
             return Ok(v);
@@ -699,13 +740,124 @@ impl Registry for MlflowRegistry {
     }
 }
 
+impl MlflowRegistry {
+    /// An MLflow-native version: the ONNX file named by its `MLmodel`'s onnx flavor, with a
+    /// manifest made here (the file's sha256 and size, the run as lineage). The sha256 is
+    /// recorded as a version tag by the first fetch and checked by every later one; a cached
+    /// copy is reused only when it still matches.
+    fn fetch_native(
+        &self,
+        model: &str,
+        version: u64,
+        mv: &MvJson,
+    ) -> Result<ModelVersion, RegistryError> {
+        let recorded = mv.tag(TAG_ONNX_SHA256).map(str::to_owned);
+        if let Some(cached) = self.cache.load(model, version, None)? {
+            let sha = cached.manifest.files.get(MODEL).map(|e| e.sha256.as_str());
+            if recorded.is_none() || sha == recorded.as_deref() {
+                return Ok(cached);
+            }
+            self.cache.remove(model, version)?;
+        }
+        let dir = self.version_artifacts(model, version)?;
+        let (mlmodel_url, mlmodel) = self.download(&format!("{dir}/MLmodel")).map_err(|e| match e {
+            RegistryError::NotFound(_) => RegistryError::malformed(
+                format!("models:/{model}/{version}"),
+                "no MLmodel next to the version's artifacts: log it with mlflow.onnx.log_model (or publish it with vane-registry)",
+            ),
+            e => e,
+        })?;
+        let text = String::from_utf8_lossy(&mlmodel);
+        let data = onnx_flavor_data(&text).ok_or_else(|| {
+            RegistryError::malformed(
+                &mlmodel_url,
+                "its flavors have no onnx flavor with a `data` file; Vane serves ONNX models (mlflow.onnx.log_model)",
+            )
+        })?;
+        let (url, bytes) = self.download(&format!("{dir}/{}", data.trim_matches('/')))?;
+        let entry = crate::types::FileEntry {
+            sha256: sha256_hex(&bytes),
+            size: bytes.len() as u64,
+        };
+        match &recorded {
+            Some(sha) if !sha.eq_ignore_ascii_case(&entry.sha256) => {
+                return Err(RegistryError::DigestMismatch {
+                    path: PathBuf::from(format!("{url} (checked against tag {TAG_ONNX_SHA256})")),
+                    expected: sha.clone(),
+                    actual: entry.sha256,
+                });
+            }
+            Some(_) => {}
+            None => {
+                let v = version.to_string();
+                let body = json!({"name": model, "version": v, "key": TAG_ONNX_SHA256, "value": entry.sha256});
+                // A read-only token cannot record it; the bytes are still checked by the cache.
+                if let Err(e) = self.call_ok(
+                    "POST",
+                    "model-versions/set-tag",
+                    &[],
+                    Some(&body),
+                    Idempotent::Yes,
+                    &format!("model {model:?} version {v}"),
+                ) {
+                    tracing::warn!(error = %e, "could not record the ONNX file's sha256 on the MLflow version");
+                }
+            }
+        }
+        let manifest = Manifest {
+            name: model.to_string(),
+            version,
+            created_at: crate::types::rfc3339_utc(mv.created_secs()),
+            files: BTreeMap::from([(MODEL.to_string(), entry)]),
+            lineage: json!({
+                "mlflow": {"run_id": mv.run_id, "source": mv.source, "flavor": "onnx", "data": data},
+            }),
+            metrics: Value::Null,
+        };
+        let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+        let files = BTreeMap::from([(MODEL.to_string(), bytes)]);
+        let source = |_: &str| PathBuf::from(&url);
+        self.cache.store(&manifest_bytes, manifest, files, &source)
+    }
+}
+
+/// The `data` file of the `onnx` flavor in an `MLmodel` file (YAML), read line by line:
+/// `flavors:` → `onnx:` one level in → `data: <file>` one level further.
+fn onnx_flavor_data(mlmodel: &str) -> Option<String> {
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut lines = mlmodel
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    lines.find(|l| indent(l) == 0 && l.trim_end() == "flavors:")?;
+    let mut flavor_indent = None;
+    let mut in_onnx = false;
+    for l in lines {
+        let i = indent(l);
+        if i == 0 {
+            return None;
+        }
+        let key = l.trim();
+        let level = *flavor_indent.get_or_insert(i);
+        if i == level {
+            in_onnx = key == "onnx:";
+        } else if in_onnx
+            && i > level
+            && let Some(v) = key.strip_prefix("data:")
+        {
+            let v = v.trim().trim_matches(|c| c == '\'' || c == '"');
+            return (!v.is_empty()).then(|| v.to_string());
+        }
+    }
+    None
+}
+
 impl RegistryWriter for MlflowRegistry {
     /// Creates a run in experiment `vane-registry`, uploads the files as its artifacts,
     /// registers a model version from them, waits until it is READY, then uploads
     /// `manifest.json` (with MLflow's version number) and tags the version with the
     /// manifest's sha256.
     fn publish(&self, req: &PublishRequest) -> Result<u64, RegistryError> {
-        validate_publish(req, &PathBuf::from(format!("models:/{}", req.model)))?;
+        let req = &*validate_publish(req, &PathBuf::from(format!("models:/{}", req.model)))?;
         let model = req.model.as_str();
         let experiment_id = self.experiment_id()?;
         let now_ms = now_secs() * 1000;
@@ -781,7 +933,7 @@ impl RegistryWriter for MlflowRegistry {
             "name": model,
             "source": format!("{}/{MLFLOW_ARTIFACT_DIR}", artifact_root.trim_end_matches('/')),
             "run_id": run_id,
-            "description": "published by vane-registry",
+            "description": PUBLISH_DESCRIPTION,
         });
         let created = self.call_ok(
             "POST",
@@ -889,5 +1041,19 @@ impl RegistryWriter for MlflowRegistry {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::onnx_flavor_data;
+
+    #[test]
+    fn the_onnx_flavor_names_its_file() {
+        let mlmodel = "artifact_path: model\nflavors:\n  python_function:\n    data: other.onnx\n    loader_module: mlflow.onnx\n  onnx:\n    code: null\n    data: model.onnx\n    onnx_version: 1.17.0\n    providers:\n    - CPUExecutionProvider\nmlflow_version: 3.1.0\n";
+        assert_eq!(onnx_flavor_data(mlmodel).as_deref(), Some("model.onnx"));
+        let sklearn = "flavors:\n  sklearn:\n    pickled_model: model.pkl\n  python_function:\n    data: model.pkl\n";
+        assert_eq!(onnx_flavor_data(sklearn), None);
+        assert_eq!(onnx_flavor_data("flavors: {}\n"), None);
     }
 }

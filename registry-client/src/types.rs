@@ -6,6 +6,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::onnx::GraphSignature;
+
 /// `manifest.json`: what a version contains. Every file of the version is listed with its
 /// digest, so a reader can refuse bytes that changed after publish.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,14 +100,28 @@ pub struct TensorSpec {
     pub shape: Vec<i64>,
 }
 
-/// `signature.json`: the features a client may name, in the model tensor's column order, and
-/// the model's tensor input and outputs.
+/// `signature.json`: what a model version takes and returns.
+///
+/// Two layers. The *graph* layer ([`GraphSignature`]) lists every graph input and output as
+/// the ONNX graph declares them; publish reads it from `model.onnx`, so any exported graph
+/// can be served tensor by tensor. The optional *feature* layer, which Vane's trainer writes,
+/// names the features a client may send over one FP32 `[N, F]` graph input (`tensor`), with
+/// categorical vocabularies and the online-store spec. A version without features is a
+/// *tensor-signature* model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Signature {
+    /// Named features in tensor column order; empty for a tensor-signature model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<FeatureSpec>,
-    /// The single `[N, F]` tensor the ONNX graph takes; `F == inputs.len()`.
-    pub tensor: TensorSpec,
+    /// The single `[N, F]` graph input the features fill (`F == inputs.len()`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensor: Option<TensorSpec>,
+    /// The outputs a feature model returns (its graph's outputs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<TensorSpec>,
+    /// Every graph input and output, as read from `model.onnx` at publish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<GraphSignature>,
     /// Which inputs an entity-keyed request may leave to the online feature store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub online: Option<OnlineSpec>,
@@ -133,10 +149,31 @@ pub struct OnlineView {
 }
 
 impl Signature {
+    /// A tensor-signature model: its graph, no feature layer.
+    pub fn from_graph(graph: GraphSignature) -> Self {
+        Self {
+            inputs: Vec::new(),
+            tensor: None,
+            outputs: Vec::new(),
+            graph: Some(graph),
+            online: None,
+        }
+    }
+
+    /// True when the version has no feature layer: requests name graph inputs.
+    pub fn is_tensor_model(&self) -> bool {
+        self.inputs.is_empty()
+    }
+
+    /// Name of the feature layer's `[N, F]` graph input (empty for a tensor model).
+    pub fn tensor_name(&self) -> &str {
+        self.tensor.as_ref().map_or("", |t| t.name.as_str())
+    }
+
     /// Checks the invariants the server relies on; the error says which one broke.
     pub fn validate(&self) -> Result<(), String> {
         if self.inputs.is_empty() {
-            return Err("signature has no inputs".into());
+            return self.validate_tensor_model();
         }
         let mut seen = HashSet::new();
         for f in &self.inputs {
@@ -185,17 +222,20 @@ impl Signature {
                 }
             }
         }
-        if self.tensor.datatype != "FP32" {
+        let Some(tensor) = &self.tensor else {
+            return Err("a signature with inputs (features) needs the tensor they fill".into());
+        };
+        if tensor.datatype != "FP32" {
             return Err(format!(
-                "tensor {:?} has datatype {:?}; Vane serves FP32 [N, F] models",
-                self.tensor.name, self.tensor.datatype
+                "tensor {:?} has datatype {:?}; features fill an FP32 [N, F] tensor",
+                tensor.name, tensor.datatype
             ));
         }
-        if self.tensor.shape.len() != 2 || self.tensor.shape[1] != self.inputs.len() as i64 {
+        if tensor.shape.len() != 2 || tensor.shape[1] != self.inputs.len() as i64 {
             return Err(format!(
                 "tensor {:?} has shape {:?}; expected [-1, {}] (one column per input)",
-                self.tensor.name,
-                self.tensor.shape,
+                tensor.name,
+                tensor.shape,
                 self.inputs.len()
             ));
         }
@@ -224,6 +264,81 @@ impl Signature {
                 }
             }
         }
+        if let Some(graph) = &self.graph {
+            self.check_graph(graph)?;
+        }
+        Ok(())
+    }
+
+    fn validate_tensor_model(&self) -> Result<(), String> {
+        let Some(graph) = &self.graph else {
+            return Err("signature has neither inputs (features) nor a graph".into());
+        };
+        if let Some(t) = &self.tensor {
+            return Err(format!(
+                "signature names tensor {:?} but no inputs (features) to fill it",
+                t.name
+            ));
+        }
+        if self.online.is_some() {
+            return Err("online features need the feature layer (inputs)".into());
+        }
+        let mut seen = HashSet::new();
+        for t in graph.inputs.iter().chain(&graph.outputs) {
+            if t.name.is_empty() || !seen.insert(t.name.as_str()) {
+                return Err(format!(
+                    "graph tensor {:?} is unnamed or listed twice",
+                    t.name
+                ));
+            }
+        }
+        self.check_graph(graph)
+    }
+
+    /// Checks the feature layer and the outputs against the graph's declarations.
+    pub fn check_graph(&self, graph: &GraphSignature) -> Result<(), String> {
+        if let Some(tensor) = &self.tensor {
+            let Some(g) = graph.input(&tensor.name) else {
+                return Err(format!(
+                    "signature tensor {:?} is not a graph input (graph inputs: {})",
+                    tensor.name,
+                    names(&graph.inputs)
+                ));
+            };
+            let width_ok =
+                g.shape.len() == 2 && (g.shape[1] == -1 || g.shape[1] == tensor.shape[1]);
+            if g.datatype != tensor.datatype || !width_ok {
+                return Err(format!(
+                    "signature tensor {:?} is {} {:?}, but the graph declares {} {:?}",
+                    tensor.name, tensor.datatype, tensor.shape, g.datatype, g.shape
+                ));
+            }
+            if graph.inputs.len() != 1 {
+                return Err(format!(
+                    "features fill one graph input, but the graph has {} ({})",
+                    graph.inputs.len(),
+                    names(&graph.inputs)
+                ));
+            }
+        }
+        for o in &self.outputs {
+            match graph.output(&o.name) {
+                None => {
+                    return Err(format!(
+                        "signature output {:?} is not a graph output (graph outputs: {})",
+                        o.name,
+                        names(&graph.outputs)
+                    ));
+                }
+                Some(g) if g.datatype != o.datatype => {
+                    return Err(format!(
+                        "signature output {:?} is {}, but the graph declares {}",
+                        o.name, o.datatype, g.datatype
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
         Ok(())
     }
 
@@ -236,6 +351,14 @@ impl Signature {
     pub fn position(&self, name: &str) -> Option<usize> {
         self.inputs.iter().position(|f| f.name == name)
     }
+}
+
+fn names(tensors: &[TensorSpec]) -> String {
+    tensors
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Which version of a model: an alias (`champion`) or a number (`3`).
@@ -547,16 +670,17 @@ mod tests {
                 FeatureSpec::numeric("income", "FP32"),
                 FeatureSpec::categorical("term", ["36", "60"]),
             ],
-            tensor: TensorSpec {
+            tensor: Some(TensorSpec {
                 name: "input".into(),
                 datatype: "FP32".into(),
                 shape: vec![-1, 2],
-            },
+            }),
             outputs: vec![TensorSpec {
                 name: "probability".into(),
                 datatype: "FP32".into(),
                 shape: vec![-1, 1],
             }],
+            graph: None,
             online: None,
         }
     }
@@ -576,7 +700,7 @@ mod tests {
         s.inputs[1].vocab = Some(vec![]);
         assert!(s.validate().unwrap_err().contains("term"));
         let mut s = sig();
-        s.tensor.shape = vec![-1, 3];
+        s.tensor.as_mut().unwrap().shape = vec![-1, 3];
         assert!(s.validate().unwrap_err().contains("[-1, 2]"));
         let mut s = sig();
         s.inputs[1].name = "income".into();

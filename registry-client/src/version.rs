@@ -2,12 +2,14 @@
 //! manifest, verify bytes against it and assemble the [`ModelVersion`] — so the directory,
 //! static HTTP and MLflow backends (and the local cache) apply one contract.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::dir::PublishRequest;
 use crate::error::RegistryError;
+use crate::onnx::GraphSignature;
 use crate::types::{
     FileEntry, Manifest, ModelVersion, Profile, Signature, rfc3339_utc, sha256_hex,
 };
@@ -60,19 +62,25 @@ pub(crate) fn check_alias(alias: &str) -> Result<(), RegistryError> {
 /// Checks a publish request before anything is written: the name, the required files, file
 /// names, and that `signature.json` (and `profile.json`, when present) parse and validate.
 /// `label` is where errors point (the registry root or URL).
-pub(crate) fn validate_publish(req: &PublishRequest, label: &Path) -> Result<(), RegistryError> {
+///
+/// The graph's signature is read from `model.onnx`: a version without `signature.json` gets
+/// one derived from the graph, and a hand-written one is checked against the graph and
+/// completed with it. The returned request carries that `signature.json`.
+pub(crate) fn validate_publish<'a>(
+    req: &'a PublishRequest,
+    label: &Path,
+) -> Result<Cow<'a, PublishRequest>, RegistryError> {
     check_name(&req.model).map_err(|r| RegistryError::malformed(label, r))?;
     let names: Vec<&str> = req.files.iter().map(|(n, _)| n.as_str()).collect();
-    for required in [MODEL, SIGNATURE] {
-        if !names.contains(&required) {
-            return Err(RegistryError::malformed(
-                label,
-                format!("publish needs {required}"),
-            ));
-        }
+    if !names.contains(&MODEL) {
+        return Err(RegistryError::malformed(
+            label,
+            format!("publish needs {MODEL}"),
+        ));
     }
     let mut signature = None;
     let mut profile = None;
+    let mut model = &[][..];
     for (i, (name, bytes)) in req.files.iter().enumerate() {
         check_file_name(name).map_err(|r| RegistryError::malformed(label, r))?;
         if names[..i].contains(&name.as_str()) {
@@ -90,15 +98,65 @@ pub(crate) fn validate_publish(req: &PublishRequest, label: &Path) -> Result<(),
             }
             SIGNATURE => signature = Some(parse_signature(bytes, Path::new(SIGNATURE))?),
             PROFILE => profile = Some(parse_profile(bytes, Path::new(PROFILE))?),
+            MODEL => model = bytes,
             _ => {}
         }
     }
-    if let (Some(sig), Some(profile)) = (signature, profile) {
+    let (signature, changed) = match (signature, GraphSignature::from_onnx(model)) {
+        (None, Ok(graph)) => (Signature::from_graph(graph), true),
+        (None, Err(e)) => {
+            return Err(RegistryError::malformed(
+                Path::new(MODEL),
+                format!("{e}; without signature.json, publish reads the signature from the graph"),
+            ));
+        }
+        (Some(sig), Ok(graph)) => {
+            if sig
+                .graph
+                .as_ref()
+                .is_some_and(|declared| *declared != graph)
+            {
+                return Err(RegistryError::malformed(
+                    Path::new(SIGNATURE),
+                    "its graph section disagrees with model.onnx; remove the section and publish again",
+                ));
+            }
+            sig.check_graph(&graph).map_err(|r| {
+                RegistryError::malformed(
+                    Path::new(SIGNATURE),
+                    format!("{r} (checked against model.onnx)"),
+                )
+            })?;
+            let changed = sig.graph.is_none();
+            (
+                Signature {
+                    graph: Some(graph),
+                    ..sig
+                },
+                changed,
+            )
+        }
+        // A graph that cannot be read: the hand-written signature stands alone (the server
+        // still refuses the bytes at load, naming the backend's reason).
+        (Some(sig), Err(e)) => {
+            tracing::warn!(error = %e, "model.onnx could not be read; publishing signature.json unchecked");
+            (sig, false)
+        }
+    };
+    if let Some(profile) = profile {
         profile
-            .check_against(&sig)
+            .check_against(&signature)
             .map_err(|r| RegistryError::malformed(Path::new(PROFILE), r))?;
     }
-    Ok(())
+    if !changed {
+        return Ok(Cow::Borrowed(req));
+    }
+    let json = serde_json::to_vec_pretty(&signature).expect("signature serializes");
+    let mut req = req.clone();
+    req.files.retain(|(n, _)| n != SIGNATURE);
+    req.files.push((SIGNATURE.to_string(), json));
+    req.files.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Cow::Owned(req))
 }
 
 /// Digest and size of every file of a publish request.
@@ -153,13 +211,11 @@ pub(crate) fn parse_manifest(
             ),
         ));
     }
-    for required in [MODEL, SIGNATURE] {
-        if !manifest.files.contains_key(required) {
-            return Err(RegistryError::malformed(
-                path,
-                format!("manifest does not list {required}"),
-            ));
-        }
+    if !manifest.files.contains_key(MODEL) {
+        return Err(RegistryError::malformed(
+            path,
+            format!("manifest does not list {MODEL}"),
+        ));
     }
     for name in manifest.files.keys() {
         check_file_name(name).map_err(|r| RegistryError::malformed(path, r))?;
@@ -214,9 +270,14 @@ pub(crate) fn parse_meta(
     files: &BTreeMap<String, Vec<u8>>,
     label: &dyn Fn(&str) -> PathBuf,
 ) -> Result<(Signature, Option<Profile>), RegistryError> {
-    let signature = match files.get(SIGNATURE) {
-        Some(bytes) => parse_signature(bytes, &label(SIGNATURE))?,
-        None => return Err(RegistryError::malformed(label(SIGNATURE), "missing")),
+    let signature = match (files.get(SIGNATURE), files.get(MODEL)) {
+        (Some(bytes), _) => parse_signature(bytes, &label(SIGNATURE))?,
+        // A version published without Vane (e.g. MLflow's onnx flavor): the graph says it all.
+        (None, Some(model)) => Signature::from_graph(
+            GraphSignature::from_onnx(model)
+                .map_err(|e| RegistryError::malformed(label(MODEL), e))?,
+        ),
+        (None, None) => return Err(RegistryError::malformed(label(MODEL), "missing")),
     };
     let profile = match files.get(PROFILE) {
         Some(bytes) => {

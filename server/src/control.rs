@@ -13,6 +13,8 @@ use tokio::sync::oneshot;
 use vane_registry::{Registry, RegistryError, Signature, VersionRef};
 
 use crate::backend::onnxruntime::OrtRuntime;
+use vane_protocol::TensorInputs;
+
 use crate::backend::{self, LoadOptions};
 use crate::config::Config;
 use crate::core::Core;
@@ -83,12 +85,22 @@ impl LoadFailure {
 /// Why a candidate signature cannot take over a route whose clients use `current`; `None`
 /// when it can. Clients name features and outputs, and categorical codes must keep meaning.
 pub fn incompatibility(current: &Signature, next: &Signature) -> Option<String> {
-    if current.tensor.name != next.tensor.name || current.width() != next.width() {
+    match (current.is_tensor_model(), next.is_tensor_model()) {
+        (true, true) => return tensor_incompatibility(current, next),
+        (false, false) => {}
+        (true, false) => {
+            return Some("it takes named features; the served version takes graph tensors".into());
+        }
+        (false, true) => {
+            return Some("it takes graph tensors; the served version takes named features".into());
+        }
+    }
+    if current.tensor_name() != next.tensor_name() || current.width() != next.width() {
         return Some(format!(
             "input tensor {:?} [N, {}] differs from the served {:?} [N, {}]",
-            next.tensor.name,
+            next.tensor_name(),
             next.width(),
-            current.tensor.name,
+            current.tensor_name(),
             current.width()
         ));
     }
@@ -120,6 +132,34 @@ pub fn incompatibility(current: &Signature, next: &Signature) -> Option<String> 
     None
 }
 
+/// Tensor-signature models: every request the served version takes must suit the next one
+/// (same inputs, datatypes and shapes), and its outputs must still be there.
+fn tensor_incompatibility(current: &Signature, next: &Signature) -> Option<String> {
+    let (Some(a), Some(b)) = (&current.graph, &next.graph) else {
+        return Some("a tensor-signature version without its graph".into());
+    };
+    if a.inputs != b.inputs || a.batch != b.batch {
+        let show = |g: &vane_registry::GraphSignature| {
+            g.inputs
+                .iter()
+                .map(|t| format!("{} {} {:?}", t.name, t.datatype, t.shape))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Some(format!(
+            "graph inputs [{}] differ from the served [{}]",
+            show(b),
+            show(a)
+        ));
+    }
+    a.outputs.iter().find_map(|o| {
+        (!b.outputs
+            .iter()
+            .any(|n| n.name == o.name && n.datatype == o.datatype))
+        .then(|| format!("output {:?} ({}) is missing", o.name, o.datatype))
+    })
+}
+
 /// Fetches (verified), checks, loads and warms one version. Blocking.
 pub fn load_version(
     registry: &dyn Registry,
@@ -140,9 +180,21 @@ pub fn load_version(
         });
     }
     let settings = cfg.model_settings(model).clone();
+    let tensors = match (&mv.signature.graph, mv.signature.is_tensor_model()) {
+        (Some(graph), true) => {
+            Some(
+                TensorInputs::from_graph(graph).map_err(|message| LoadFailure {
+                    kind: FailureKind::Load,
+                    message,
+                })?,
+            )
+        }
+        _ => None,
+    };
     let opts = LoadOptions {
         width: mv.signature.width(),
         intra_op_threads: settings.intra_op_threads,
+        tensors,
     };
     let engine =
         backend::load(cfg.backend, ort, &mv.model_bytes, &opts).map_err(|e| LoadFailure {
@@ -579,11 +631,11 @@ mod tests {
                     vocab: vocab.map(|v| v.iter().map(|s| s.to_string()).collect()),
                 })
                 .collect(),
-            tensor: TensorSpec {
+            tensor: Some(TensorSpec {
                 name: "input".into(),
                 datatype: "FP32".into(),
                 shape: vec![-1, features.len() as i64],
-            },
+            }),
             outputs: outputs
                 .iter()
                 .map(|o| TensorSpec {
@@ -592,6 +644,7 @@ mod tests {
                     shape: vec![-1, 1],
                 })
                 .collect(),
+            graph: None,
             online: None,
         }
     }

@@ -725,16 +725,17 @@ pub fn train(batches: &[RecordBatch], spec: &TrainSpec) -> Result<TrainReport, T
     // Signature and profile.
     let signature = Signature {
         inputs: features.iter().map(FeatureInfo::spec).collect(),
-        tensor: TensorSpec {
+        tensor: Some(TensorSpec {
             name: INPUT.into(),
             datatype: "FP32".into(),
             shape: vec![-1, f as i64],
-        },
+        }),
         outputs: vec![TensorSpec {
             name: OUTPUT.into(),
             datatype: "FP32".into(),
             shape: vec![-1, 1],
         }],
+        graph: None,
         online: None,
     };
     signature

@@ -266,7 +266,7 @@ fn signature_and_profile_describe_the_training_rows() {
     );
     let sig = &report.signature;
     sig.validate().unwrap();
-    assert_eq!(sig.tensor.shape, [-1, 7]);
+    assert_eq!(sig.tensor.as_ref().unwrap().shape, [-1, 7]);
     assert_eq!(sig.inputs[4].dtype, "INT64");
     let grade = &report.features[5];
     assert_eq!(

@@ -182,12 +182,8 @@ fn binary_inputs_and_outputs() {
     let err = decode_infer(&s, &body[..body.len() - 1], Some(json.len())).unwrap_err();
     assert!(err.0.contains("binary_data_size 16"), "{err}");
     let outputs = vec![
-        Output {
-            data: TensorData::F32(vec![0.25]),
-        },
-        Output {
-            data: TensorData::F32(vec![1.0, 2.0]),
-        },
+        Output::rows(TensorData::F32(vec![0.25])),
+        Output::rows(TensorData::F32(vec![1.0, 2.0])),
     ];
     let (resp, json_len) = encode_infer(&s, None, 1, &outputs, &d.outputs);
     let json_len = json_len.unwrap();
@@ -245,12 +241,8 @@ fn records_decode_objects_and_arrays() {
 fn responses_encode_as_oip_json() {
     let s = schema(false, 10);
     let outputs = vec![
-        Output {
-            data: TensorData::F32(vec![0.25, 0.5]),
-        },
-        Output {
-            data: TensorData::F32(vec![1.0, 2.0, 3.0, 4.0]),
-        },
+        Output::rows(TensorData::F32(vec![0.25, 0.5])),
+        Output::rows(TensorData::F32(vec![1.0, 2.0, 3.0, 4.0])),
     ];
     let sel = OutputSelection::Some(vec![Selected {
         index: 0,

@@ -17,12 +17,13 @@ pub fn schema(allow_missing: bool, max_request_rows: usize) -> Schema {
             FeatureSpec::categorical("term", TERMS),
             FeatureSpec::categorical("region", REGIONS),
         ],
-        tensor: TensorSpec {
+        tensor: Some(TensorSpec {
             name: "input".into(),
             datatype: "FP32".into(),
             shape: vec![-1, 4],
-        },
+        }),
         outputs: vec![],
+        graph: None,
         online: Some(OnlineSpec {
             entity_key: ENTITY.into(),
             views: vec![OnlineView {
@@ -44,5 +45,5 @@ pub fn schema(allow_missing: bool, max_request_rows: usize) -> Schema {
             row_shape: vec![2],
         },
     ];
-    Schema::new("m", 3, signature, outputs, max_request_rows, allow_missing)
+    Schema::new("m", 3, signature, outputs, max_request_rows, allow_missing).unwrap()
 }

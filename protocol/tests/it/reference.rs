@@ -472,7 +472,7 @@ pub fn decode_infer(
     }
     let (outputs, binary) = select_outputs(m, req.outputs.as_deref(), binary_output)?;
     let (input, rows, entities) =
-        if req.inputs.len() == 1 && req.inputs[0].name == m.signature.tensor.name {
+        if req.inputs.len() == 1 && req.inputs[0].name == m.signature.tensor_name() {
             let (input, rows) = decode_tensor(m, &req.inputs[0])?;
             (input, rows, None)
         } else {
@@ -874,7 +874,7 @@ fn decode_features(m: &LoadedModel, inputs: &[InputJson<'_>]) -> Result<Features
             return Err(bad(format!(
                 "unknown input {:?}: send one tensor {:?} [N, {width}] or one input per feature ({})",
                 input.name,
-                sig.tensor.name,
+                sig.tensor_name(),
                 list(sig.inputs.iter().map(|f| f.name.as_str()))
             )));
         };

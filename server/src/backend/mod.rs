@@ -37,7 +37,7 @@ impl fmt::Display for BackendKind {
 }
 
 // The tensor vocabulary backends share with the codecs.
-pub use vane_protocol::tensor::{DType, Output, OutputMeta, TensorData};
+pub use vane_protocol::tensor::{DType, Output, OutputMeta, Tensor, TensorData};
 
 /// A backend failure. Load errors name the model and, where known, the operator.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -65,6 +65,14 @@ pub trait Session: Send {
     /// Scores `rows` rows of `input` (row-major, `rows * width` values). Returns one
     /// [`Output`] per [`Engine::outputs`] entry.
     fn predict(&mut self, input: &[f32], rows: usize) -> Result<Vec<Output>, BackendError>;
+
+    /// Runs a tensor-signature model: one tensor per graph input, in graph order. Each
+    /// [`Output`] carries the shape the runtime gave it.
+    fn predict_tensors(&mut self, _inputs: &[Tensor]) -> Result<Vec<Output>, BackendError> {
+        Err(BackendError::Run(
+            "this backend runs feature models only".into(),
+        ))
+    }
 }
 
 /// What a loader needs beyond the model bytes.
@@ -74,6 +82,8 @@ pub struct LoadOptions {
     pub width: usize,
     /// ONNX Runtime intra-op threads per session.
     pub intra_op_threads: usize,
+    /// Set for a tensor-signature model: its graph inputs (then `width` is unused).
+    pub tensors: Option<vane_protocol::TensorInputs>,
 }
 
 /// Loads `bytes` with the requested backend. `auto` tries ONNX Runtime (when `ort` is
@@ -176,9 +186,7 @@ pub(crate) mod testing {
                 }
                 out.push(row.iter().sum());
             }
-            Ok(vec![Output {
-                data: TensorData::F32(out),
-            }])
+            Ok(vec![Output::rows(TensorData::F32(out))])
         }
     }
 }

@@ -7,7 +7,11 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{HasSelectedOutputs, OutputSelector, RunOptions, Session as OrtSession};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
-use super::{BackendError, DType, Engine, LoadOptions, Output, OutputMeta, Session, TensorData};
+use vane_protocol::TensorInputs;
+
+use super::{
+    BackendError, DType, Engine, LoadOptions, Output, OutputMeta, Session, Tensor, TensorData,
+};
 
 /// The process-wide ONNX Runtime: the loaded library and its environment.
 pub struct OrtRuntime {
@@ -50,6 +54,8 @@ pub struct OrtEngine {
     width: usize,
     intra_op_threads: usize,
     outputs: Vec<OutputMeta>,
+    /// Set for a tensor-signature model: its graph inputs, fed by name.
+    tensors: Option<TensorInputs>,
 }
 
 fn build_session(
@@ -70,9 +76,16 @@ fn dtype_of(ty: TensorElementType) -> Option<DType> {
     Some(match ty {
         TensorElementType::Float32 => DType::F32,
         TensorElementType::Float64 => DType::F64,
+        TensorElementType::Int8 => DType::I8,
+        TensorElementType::Int16 => DType::I16,
         TensorElementType::Int32 => DType::I32,
         TensorElementType::Int64 => DType::I64,
+        TensorElementType::Uint8 => DType::U8,
+        TensorElementType::Uint16 => DType::U16,
+        TensorElementType::Uint32 => DType::U32,
+        TensorElementType::Uint64 => DType::U64,
         TensorElementType::Bool => DType::Bool,
+        TensorElementType::String => DType::Str,
         _ => return None,
     })
 }
@@ -85,6 +98,9 @@ impl OrtEngine {
     ) -> Result<Self, BackendError> {
         let session = build_session(&rt.env, bytes, opts.intra_op_threads)
             .map_err(|e| BackendError::Load(format!("ONNX Runtime: {e}")))?;
+        if let Some(ts) = &opts.tensors {
+            return Self::load_tensor_model(rt, session, bytes, opts, ts);
+        }
         let inputs = session.inputs();
         if inputs.len() != 1 {
             return Err(BackendError::Load(format!(
@@ -138,6 +154,7 @@ impl OrtEngine {
             width: opts.width,
             intra_op_threads: opts.intra_op_threads,
             outputs,
+            tensors: None,
         };
         // Probe with one row to learn the real per-row output shapes.
         let mut s = OrtWorker::new(&engine, session)?;
@@ -147,6 +164,57 @@ impl OrtEngine {
             Ok(())
         })?;
         Ok(engine)
+    }
+}
+
+impl OrtEngine {
+    /// A tensor-signature model: every graph output is returned, in the runtime's own shape,
+    /// so no probe run is needed (nor possible: inputs may be strings or categories).
+    fn load_tensor_model(
+        rt: &Arc<OrtRuntime>,
+        session: OrtSession,
+        bytes: &[u8],
+        opts: &LoadOptions,
+        ts: &TensorInputs,
+    ) -> Result<Self, BackendError> {
+        for spec in &ts.inputs {
+            if !session.inputs().iter().any(|i| i.name() == spec.name) {
+                return Err(BackendError::Load(format!(
+                    "ONNX Runtime does not see graph input {:?}",
+                    spec.name
+                )));
+            }
+        }
+        let mut outputs = Vec::new();
+        for o in session.outputs() {
+            let ValueType::Tensor { ty, shape, .. } = o.dtype() else {
+                return Err(BackendError::Load(format!(
+                    "graph output {:?} is {:?}, not a tensor; export classifiers without ZipMap (skl2onnx `options={{id(model): {{'zipmap': False}}}}`, onnxmltools `zipmap=False`)",
+                    o.name(),
+                    o.dtype()
+                )));
+            };
+            let dtype = dtype_of(*ty).ok_or_else(|| {
+                BackendError::Load(format!(
+                    "graph output {:?} has element type {ty:?}, which Vane cannot return",
+                    o.name()
+                ))
+            })?;
+            outputs.push(OutputMeta {
+                name: o.name().to_string(),
+                dtype,
+                row_shape: shape.iter().skip(1).map(|d| (*d).max(1) as usize).collect(),
+            });
+        }
+        Ok(Self {
+            rt: rt.clone(),
+            bytes: Arc::from(bytes),
+            input_name: String::new(),
+            width: 0,
+            intra_op_threads: opts.intra_op_threads,
+            outputs,
+            tensors: Some(ts.clone()),
+        })
     }
 }
 
@@ -169,6 +237,8 @@ impl Engine for OrtEngine {
 struct OrtWorker {
     session: OrtSession,
     input_name: String,
+    /// Graph input names of a tensor-signature model, in request order.
+    tensor_inputs: Vec<String>,
     width: usize,
     outputs: Arc<[OutputMeta]>,
     run_options: RunOptions<HasSelectedOutputs>,
@@ -186,6 +256,11 @@ impl OrtWorker {
         Ok(Self {
             session,
             input_name: engine.input_name.clone(),
+            tensor_inputs: engine
+                .tensors
+                .iter()
+                .flat_map(|ts| ts.inputs.iter().map(|i| i.name.clone()))
+                .collect(),
             width: engine.width,
             outputs: engine.outputs.clone().into(),
             run_options,
@@ -212,19 +287,7 @@ impl OrtWorker {
             let v = out
                 .get(&meta.name)
                 .ok_or_else(|| BackendError::Run(format!("output {:?} missing", meta.name)))?;
-            macro_rules! extract {
-                ($t:ty, $variant:ident) => {{
-                    let (shape, data) = v.try_extract_tensor::<$t>().map_err(run_err)?;
-                    (&shape[..], TensorData::$variant(data.to_vec()))
-                }};
-            }
-            let (shape, data) = match meta.dtype {
-                DType::F32 => extract!(f32, F32),
-                DType::F64 => extract!(f64, F64),
-                DType::I32 => extract!(i32, I32),
-                DType::I64 => extract!(i64, I64),
-                DType::Bool => extract!(bool, Bool),
-            };
+            let (shape, data) = extract(v, meta.dtype).map_err(run_err)?;
             if shape.first() != Some(&(rows as i64)) {
                 return Err(BackendError::Run(format!(
                     "output {:?} has shape {shape:?}; expected {rows} rows",
@@ -237,7 +300,86 @@ impl OrtWorker {
     }
 }
 
+/// An output value's shape and elements, copied out of ONNX Runtime's buffer.
+fn extract(v: &ort::value::DynValue, dtype: DType) -> ort::Result<(&[i64], TensorData)> {
+    macro_rules! ext {
+        ($t:ty, $variant:ident) => {{
+            let (shape, data) = v.try_extract_tensor::<$t>()?;
+            (&shape[..], TensorData::$variant(data.to_vec()))
+        }};
+    }
+    Ok(match dtype {
+        DType::F32 => ext!(f32, F32),
+        DType::F64 => ext!(f64, F64),
+        DType::I8 => ext!(i8, I8),
+        DType::I16 => ext!(i16, I16),
+        DType::I32 => ext!(i32, I32),
+        DType::I64 => ext!(i64, I64),
+        DType::U8 => ext!(u8, U8),
+        DType::U16 => ext!(u16, U16),
+        DType::U32 => ext!(u32, U32),
+        DType::U64 => ext!(u64, U64),
+        DType::Bool => ext!(bool, Bool),
+        DType::Str => {
+            let (shape, data) = v.try_extract_strings()?;
+            (&shape[..], TensorData::Str(data))
+        }
+    })
+}
+
 impl Session for OrtWorker {
+    fn predict_tensors(&mut self, inputs: &[Tensor]) -> Result<Vec<Output>, BackendError> {
+        let run_err = |e: ort::Error| BackendError::Run(e.to_string());
+        let mut feed: Vec<(
+            std::borrow::Cow<'_, str>,
+            ort::session::SessionInputValue<'_>,
+        )> = Vec::with_capacity(inputs.len());
+        for (name, t) in self.tensor_inputs.iter().zip(inputs) {
+            let shape = t.shape.as_slice();
+            macro_rules! view {
+                ($v:expr) => {
+                    TensorRef::from_array_view((shape, $v.as_slice()))
+                        .map_err(run_err)?
+                        .into()
+                };
+            }
+            let value: ort::session::SessionInputValue<'_> = match &t.data {
+                TensorData::F32(v) => view!(v),
+                TensorData::F64(v) => view!(v),
+                TensorData::I8(v) => view!(v),
+                TensorData::I16(v) => view!(v),
+                TensorData::I32(v) => view!(v),
+                TensorData::I64(v) => view!(v),
+                TensorData::U8(v) => view!(v),
+                TensorData::U16(v) => view!(v),
+                TensorData::U32(v) => view!(v),
+                TensorData::U64(v) => view!(v),
+                TensorData::Bool(v) => view!(v),
+                TensorData::Str(v) => ort::value::Tensor::from_string_array((shape, v.as_slice()))
+                    .map_err(run_err)?
+                    .into(),
+            };
+            feed.push((name.as_str().into(), value));
+        }
+        let out = self
+            .session
+            .run_with_options(feed, &self.run_options)
+            .map_err(run_err)?;
+        let mut result = Vec::with_capacity(self.outputs.len());
+        for meta in self.outputs.iter() {
+            let v = out
+                .get(&meta.name)
+                .ok_or_else(|| BackendError::Run(format!("output {:?} missing", meta.name)))?;
+            let (shape, data) = extract(v, meta.dtype).map_err(run_err)?;
+            let shape = shape.iter().map(|d| (*d).max(0) as usize).collect();
+            result.push(Output {
+                data,
+                shape: Some(shape),
+            });
+        }
+        Ok(result)
+    }
+
     fn predict(&mut self, input: &[f32], rows: usize) -> Result<Vec<Output>, BackendError> {
         let mut out = Vec::with_capacity(self.outputs.len());
         let metas = self.outputs.clone();
@@ -254,7 +396,7 @@ impl Session for OrtWorker {
                     meta.name
                 )));
             }
-            out.push(Output { data });
+            out.push(Output::rows(data));
             Ok(())
         })?;
         Ok(out)

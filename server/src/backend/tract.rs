@@ -18,10 +18,33 @@ fn dtype_of(dt: DatumType) -> Option<DType> {
     Some(match dt {
         DatumType::F32 => DType::F32,
         DatumType::F64 => DType::F64,
+        DatumType::I8 => DType::I8,
+        DatumType::I16 => DType::I16,
         DatumType::I32 => DType::I32,
         DatumType::I64 => DType::I64,
+        DatumType::U8 => DType::U8,
+        DatumType::U16 => DType::U16,
+        DatumType::U32 => DType::U32,
+        DatumType::U64 => DType::U64,
         DatumType::Bool => DType::Bool,
         _ => return None,
+    })
+}
+
+fn datum_of(dtype: DType) -> Option<DatumType> {
+    Some(match dtype {
+        DType::F32 => DatumType::F32,
+        DType::F64 => DatumType::F64,
+        DType::I8 => DatumType::I8,
+        DType::I16 => DatumType::I16,
+        DType::I32 => DatumType::I32,
+        DType::I64 => DatumType::I64,
+        DType::U8 => DatumType::U8,
+        DType::U16 => DatumType::U16,
+        DType::U32 => DatumType::U32,
+        DType::U64 => DatumType::U64,
+        DType::Bool => DatumType::Bool,
+        DType::Str => return None,
     })
 }
 
@@ -56,7 +79,45 @@ impl TractEngine {
             .as_ref()
             .map(|g| g.output.iter().map(|o| o.name.clone()).collect())
             .unwrap_or_default();
-        let model = onnx.model_for_proto_model(&proto).map_err(load_err)?;
+        let mut model = onnx.model_for_proto_model(&proto).map_err(load_err)?;
+        if let Some(ts) = &opts.tensors {
+            if let Some(why) = proto.graph.as_ref().and_then(wrong_labels) {
+                return Err(BackendError::Load(why));
+            }
+            // Every graph input typed as declared; symbolic dimensions become symbols (the
+            // batch dimension `N`), so one plan serves every batch size.
+            if model.input_outlets().map_err(load_err)?.len() != ts.inputs.len() {
+                return Err(BackendError::Load(format!(
+                    "tract sees {} graph inputs; the signature lists {}",
+                    model.input_outlets().map_err(load_err)?.len(),
+                    ts.inputs.len()
+                )));
+            }
+            for (i, spec) in ts.inputs.iter().enumerate() {
+                let dt = datum_of(spec.dtype).ok_or_else(|| {
+                    BackendError::Load(format!(
+                        "tract cannot take {} input {:?}; serve this model with ONNX Runtime (--backend ort or auto; {})",
+                        spec.dtype.oip_name(),
+                        spec.name,
+                        super::ortlib::SETUP_HINT
+                    ))
+                })?;
+                let dims: TVec<TDim> = spec
+                    .shape
+                    .iter()
+                    .enumerate()
+                    .map(|(j, d)| match (*d, j) {
+                        (d, _) if d >= 0 => TDim::from(d),
+                        (_, 0) => model.sym("N").into(),
+                        (_, j) => model.sym(&format!("{}_{j}", spec.name)).into(),
+                    })
+                    .collect();
+                model = model
+                    .with_input_fact(i, InferenceFact::dt_shape(dt, dims))
+                    .map_err(load_err)?;
+            }
+            return Self::finish(model, output_names, None, true);
+        }
         if model.input_outlets().map_err(load_err)?.len() != 1 {
             return Err(BackendError::Load(
                 "model must have exactly one input (float32 [N, F])".into(),
@@ -66,6 +127,24 @@ impl TractEngine {
         let model = model
             .with_input_fact(0, f32::fact(dims!(n, opts.width)).into())
             .map_err(load_err)?;
+        let mut engine = Self::finish(model, output_names, Some(opts.width), false)?;
+        // Probe with one row to learn the per-row output shapes.
+        let mut state = engine.plan.spawn().map_err(load_err)?;
+        let probe = run(&mut state, &vec![0.0; engine.width], 1, engine.width)?;
+        for (meta, value) in engine.outputs.iter_mut().zip(probe) {
+            meta.row_shape = value.shape().iter().skip(1).copied().collect();
+        }
+        Ok(engine)
+    }
+
+    /// Types, prunes (to the outputs Vane can return) and optimizes the model.
+    fn finish(
+        model: InferenceModel,
+        output_names: Vec<String>,
+        width: Option<usize>,
+        tensor_model: bool,
+    ) -> Result<Self, BackendError> {
+        let load_err = |e: TractError| BackendError::Load(format!("tract: {e:#}"));
         let mut typed = model.into_typed().map_err(load_err)?;
         let mut keep = Vec::new();
         let mut metas = Vec::new();
@@ -90,6 +169,12 @@ impl TractEngine {
                         row_shape: Vec::new(),
                     });
                 }
+                None if tensor_model => {
+                    return Err(BackendError::Load(format!(
+                        "tract cannot return output {name:?} of type {:?}; serve this model with ONNX Runtime (--backend ort or auto)",
+                        fact.datum_type
+                    )));
+                }
                 None => {
                     tracing::info!(output = %name, datum_type = ?fact.datum_type, "skipping output of unsupported type")
                 }
@@ -106,19 +191,38 @@ impl TractEngine {
             .map_err(load_err)?
             .into_runnable()
             .map_err(load_err)?;
-        let mut engine = Self {
+        Ok(Self {
             plan,
-            width: opts.width,
+            width: width.unwrap_or(0),
             outputs: metas,
-        };
-        // Probe with one row to learn the per-row output shapes.
-        let mut state = engine.plan.spawn().map_err(load_err)?;
-        let probe = run(&mut state, &vec![0.0; engine.width], 1, engine.width)?;
-        for (meta, value) in engine.outputs.iter_mut().zip(probe) {
-            meta.row_shape = value.shape().iter().skip(1).copied().collect();
-        }
-        Ok(engine)
+        })
     }
+}
+
+/// tract's `TreeEnsembleClassifier` label output disagrees with ONNX Runtime's (measured on a
+/// skl2onnx random forest: right probabilities, wrong labels). A graph that uses that output
+/// is refused rather than answered wrongly; Vane's own tree graphs read only the scores.
+fn wrong_labels(graph: &tract_onnx::pb::GraphProto) -> Option<String> {
+    let used: std::collections::HashSet<&str> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().map(String::as_str))
+        .chain(graph.output.iter().map(|o| o.name.as_str()))
+        .collect();
+    graph
+        .node
+        .iter()
+        .find(|n| {
+            n.op_type == "TreeEnsembleClassifier"
+                && n.output.first().is_some_and(|l| used.contains(l.as_str()))
+        })
+        .map(|n| {
+            format!(
+                "tract's ai.onnx.ml.TreeEnsembleClassifier labels (node {:?}) disagree with ONNX Runtime's; serve this model with ONNX Runtime (--backend ort or auto; {})",
+                n.name,
+                super::ortlib::SETUP_HINT
+            )
+        })
 }
 
 fn run(
@@ -160,10 +264,79 @@ struct TractWorker {
     outputs: Vec<OutputMeta>,
 }
 
+/// A tract value's elements as the output's element type.
+fn to_data(v: &TValue, dtype: DType) -> Result<TensorData, BackendError> {
+    let run_err = |e: TractError| BackendError::Run(format!("{e:#}"));
+    macro_rules! copy {
+        ($t:ty, $variant:ident) => {
+            TensorData::$variant(
+                v.to_plain_array_view::<$t>()
+                    .map_err(run_err)?
+                    .iter()
+                    .copied()
+                    .collect(),
+            )
+        };
+    }
+    Ok(match dtype {
+        DType::F32 => copy!(f32, F32),
+        DType::F64 => copy!(f64, F64),
+        DType::I8 => copy!(i8, I8),
+        DType::I16 => copy!(i16, I16),
+        DType::I32 => copy!(i32, I32),
+        DType::I64 => copy!(i64, I64),
+        DType::U8 => copy!(u8, U8),
+        DType::U16 => copy!(u16, U16),
+        DType::U32 => copy!(u32, U32),
+        DType::U64 => copy!(u64, U64),
+        DType::Bool => copy!(bool, Bool),
+        DType::Str => return Err(BackendError::Run("tract returns no string tensors".into())),
+    })
+}
+
 impl Session for TractWorker {
+    fn predict_tensors(&mut self, inputs: &[super::Tensor]) -> Result<Vec<Output>, BackendError> {
+        let run_err = |e: TractError| BackendError::Run(format!("{e:#}"));
+        let mut feed: TVec<TValue> = TVec::with_capacity(inputs.len());
+        for t in inputs {
+            macro_rules! tensor {
+                ($v:expr) => {
+                    Tensor::from_shape(&t.shape, $v.as_slice()).map_err(run_err)?
+                };
+            }
+            let x = match &t.data {
+                TensorData::F32(v) => tensor!(v),
+                TensorData::F64(v) => tensor!(v),
+                TensorData::I8(v) => tensor!(v),
+                TensorData::I16(v) => tensor!(v),
+                TensorData::I32(v) => tensor!(v),
+                TensorData::I64(v) => tensor!(v),
+                TensorData::U8(v) => tensor!(v),
+                TensorData::U16(v) => tensor!(v),
+                TensorData::U32(v) => tensor!(v),
+                TensorData::U64(v) => tensor!(v),
+                TensorData::Bool(v) => tensor!(v),
+                TensorData::Str(_) => {
+                    return Err(BackendError::Run("tract takes no string tensors".into()));
+                }
+            };
+            feed.push(x.into());
+        }
+        let values = self.state.run(feed).map_err(run_err)?;
+        self.outputs
+            .iter()
+            .zip(values.iter())
+            .map(|(meta, v)| {
+                Ok(Output {
+                    data: to_data(v, meta.dtype)?,
+                    shape: Some(v.shape().to_vec()),
+                })
+            })
+            .collect()
+    }
+
     fn predict(&mut self, input: &[f32], rows: usize) -> Result<Vec<Output>, BackendError> {
         let values = run(&mut self.state, input, rows, self.width)?;
-        let run_err = |e: TractError| BackendError::Run(format!("{e:#}"));
         let mut out = Vec::with_capacity(values.len());
         for (meta, v) in self.outputs.iter().zip(values.iter()) {
             if v.shape().first() != Some(&rows) || v.shape()[1..] != meta.row_shape[..] {
@@ -174,44 +347,8 @@ impl Session for TractWorker {
                     meta.row_shape
                 )));
             }
-            let data = match meta.dtype {
-                DType::F32 => TensorData::F32(
-                    v.to_plain_array_view::<f32>()
-                        .map_err(run_err)?
-                        .iter()
-                        .copied()
-                        .collect(),
-                ),
-                DType::F64 => TensorData::F64(
-                    v.to_plain_array_view::<f64>()
-                        .map_err(run_err)?
-                        .iter()
-                        .copied()
-                        .collect(),
-                ),
-                DType::I32 => TensorData::I32(
-                    v.to_plain_array_view::<i32>()
-                        .map_err(run_err)?
-                        .iter()
-                        .copied()
-                        .collect(),
-                ),
-                DType::I64 => TensorData::I64(
-                    v.to_plain_array_view::<i64>()
-                        .map_err(run_err)?
-                        .iter()
-                        .copied()
-                        .collect(),
-                ),
-                DType::Bool => TensorData::Bool(
-                    v.to_plain_array_view::<bool>()
-                        .map_err(run_err)?
-                        .iter()
-                        .copied()
-                        .collect(),
-                ),
-            };
-            out.push(Output { data });
+            let data = to_data(v, meta.dtype)?;
+            out.push(Output::rows(data));
         }
         Ok(out)
     }

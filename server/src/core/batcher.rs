@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError};
 use tokio::sync::oneshot;
 
-use crate::backend::{BackendError, Engine, Output, Session};
+use crate::backend::{BackendError, Engine, Output, Session, Tensor};
 
 /// Batching knobs of one model version.
 #[derive(Debug, Clone)]
@@ -54,8 +54,10 @@ const HELPER_POLL: Duration = Duration::from_millis(5);
 
 /// One request's rows on their way to a worker.
 pub struct Job {
-    /// Row-major `rows * width` values.
+    /// Row-major `rows * width` values (feature models).
     pub input: Vec<f32>,
+    /// One tensor per graph input (tensor-signature models; then `input` is empty).
+    pub tensors: Vec<Tensor>,
     pub rows: usize,
     pub enqueued: Instant,
     /// Not executed after this instant.
@@ -73,6 +75,7 @@ pub struct JobOutput {
     /// The job's input, handed back: the submitting thread frees it (or samples it) instead
     /// of a worker freeing memory another thread allocated.
     pub input: Vec<f32>,
+    pub tensors: Vec<Tensor>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -186,13 +189,21 @@ impl Batcher {
     ) -> Result<Self, BackendError> {
         let (tx, rx) = crossbeam_channel::bounded(cfg.queue_capacity.max(1));
         let mut sessions = Vec::with_capacity(cfg.workers);
+        // A tensor-signature model (width 0) cannot be fed made-up inputs (strings,
+        // categories): no warm-up, no cost measurement, no inline path.
+        let tensor_model = width == 0;
         for _ in 0..cfg.workers.max(1) {
             let mut s = engine.session()?;
-            s.predict(&vec![0.0; width], 1)?;
+            if !tensor_model {
+                s.predict(&vec![0.0; width], 1)?;
+            }
             sessions.push(s);
         }
-        let (call_overhead_ns, one_ns) =
-            measure_call_overhead(&mut *sessions[0], width, cfg.max_batch_rows)?;
+        let (call_overhead_ns, one_ns) = if tensor_model {
+            (0, u64::MAX)
+        } else {
+            measure_call_overhead(&mut *sessions[0], width, cfg.max_batch_rows)?
+        };
         let shared = Arc::new(Shared {
             idle: AtomicUsize::new(0),
             epoch: Instant::now(),
@@ -313,7 +324,7 @@ impl Batcher {
     }
 
     fn push(&self, job: Job) -> Result<(), SubmitError> {
-        debug_assert_eq!(job.input.len(), job.rows * self.width);
+        debug_assert!(!job.tensors.is_empty() || job.input.len() == job.rows * self.width);
         self.shared.note_arrival();
         match &self.tx {
             Some(tx) => tx.try_send(job).map_err(|e| match e {
@@ -608,6 +619,9 @@ fn execute(
     batch: &mut Vec<Job>,
     started: Instant,
 ) {
+    if batch.first().is_some_and(|j| !j.tensors.is_empty()) {
+        return execute_tensors(ctx, session, batch, started);
+    }
     let rows: usize = batch.iter().map(|j| j.rows).sum();
     buf.clear();
     for j in batch.iter() {
@@ -627,6 +641,7 @@ fn execute(
                     compute,
                     batch_rows: rows,
                     input: j.input,
+                    tensors: Vec::new(),
                 }));
             }
         }
@@ -641,6 +656,7 @@ fn execute(
                     compute,
                     batch_rows: rows,
                     input: j.input,
+                    tensors: Vec::new(),
                 }));
             }
         }
@@ -663,8 +679,139 @@ fn execute(
                         compute,
                         batch_rows: j.rows,
                         input: j.input,
+                        tensors: Vec::new(),
                     }));
             }
+        }
+    }
+}
+
+/// [`execute`] for tensor-signature models: the jobs' inputs are concatenated along
+/// dimension 0 and every output is split back by rows. Jobs whose inputs cannot be merged
+/// (other trailing dimensions), outputs without a row per input row, and failed batches run
+/// one job at a time.
+fn execute_tensors(
+    ctx: &WorkerCtx,
+    session: &mut Box<dyn Session>,
+    batch: &mut Vec<Job>,
+    started: Instant,
+) {
+    let rows: usize = batch.iter().map(|j| j.rows).sum();
+    if batch.len() > 1 {
+        let t0 = Instant::now();
+        let split = concat_inputs(batch)
+            .ok_or_else(|| BackendError::Run("inputs cannot be merged".into()))
+            .and_then(|inputs| run_tensors(ctx, session, &inputs))
+            .and_then(|outputs| split_outputs(&outputs, batch, rows));
+        let compute = t0.elapsed();
+        if let Ok(per_job) = split {
+            ctx.observer.batch_done(batch.len(), rows, compute);
+            for (j, outputs) in batch.drain(..).zip(per_job) {
+                let _ = j.reply.send(Ok(JobOutput {
+                    outputs,
+                    queue: started.saturating_duration_since(j.enqueued),
+                    compute,
+                    batch_rows: rows,
+                    input: j.input,
+                    tensors: j.tensors,
+                }));
+            }
+            return;
+        }
+    }
+    for j in batch.drain(..) {
+        let t0 = Instant::now();
+        let r = run_tensors(ctx, session, &j.tensors);
+        let compute = t0.elapsed();
+        ctx.observer.batch_done(1, j.rows, compute);
+        let _ = j
+            .reply
+            .send(r.map_err(JobError::Backend).map(|outputs| JobOutput {
+                outputs,
+                queue: started.saturating_duration_since(j.enqueued),
+                compute,
+                batch_rows: j.rows,
+                input: j.input,
+                tensors: j.tensors,
+            }));
+    }
+}
+
+/// Each graph input of every job, concatenated along dimension 0; `None` when two jobs
+/// disagree on an input's other dimensions.
+fn concat_inputs(batch: &[Job]) -> Option<Vec<Tensor>> {
+    let first = &batch[0].tensors;
+    let rows: usize = batch.iter().map(|j| j.rows).sum();
+    let mut merged: Vec<Tensor> = first
+        .iter()
+        .map(|t| {
+            let mut shape = t.shape.clone();
+            shape[0] = rows;
+            let per: usize = t.shape[1..].iter().product();
+            let mut data = vane_protocol::tensor::TensorData::with_capacity(
+                t.data.dtype(),
+                rows.saturating_mul(per),
+            );
+            data.extend_from(&t.data);
+            Tensor { data, shape }
+        })
+        .collect();
+    for j in &batch[1..] {
+        for (m, t) in merged.iter_mut().zip(&j.tensors) {
+            if t.shape.get(1..) != m.shape.get(1..) || !m.data.extend_from(&t.data) {
+                return None;
+            }
+        }
+    }
+    Some(merged)
+}
+
+/// Every output split into the jobs' rows, in job order.
+fn split_outputs(
+    outputs: &[Output],
+    batch: &[Job],
+    rows: usize,
+) -> Result<Vec<Vec<Output>>, BackendError> {
+    let mut per_job: Vec<Vec<Output>> = batch
+        .iter()
+        .map(|_| Vec::with_capacity(outputs.len()))
+        .collect();
+    for o in outputs {
+        let shape = o.shape.as_deref().unwrap_or_default();
+        if shape.first() != Some(&rows) || o.data.len() % rows.max(1) != 0 {
+            return Err(BackendError::Run(format!(
+                "output of shape {shape:?} has no row per input row"
+            )));
+        }
+        let per = o.data.len() / rows;
+        let mut offset = 0;
+        for (j, out) in batch.iter().zip(&mut per_job) {
+            let mut s = shape.to_vec();
+            s[0] = j.rows;
+            out.push(Output {
+                data: o.data.slice(offset * per, (offset + j.rows) * per),
+                shape: Some(s),
+            });
+            offset += j.rows;
+        }
+    }
+    Ok(per_job)
+}
+
+/// [`run_guarded`] for tensor inputs.
+fn run_tensors(
+    ctx: &WorkerCtx,
+    session: &mut Box<dyn Session>,
+    inputs: &[Tensor],
+) -> Result<Vec<Output>, BackendError> {
+    match catch_unwind(AssertUnwindSafe(|| session.predict_tensors(inputs))) {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!("backend panicked; replacing the worker's session");
+            if let Ok(fresh) = ctx.engine.session() {
+                *session = fresh;
+            }
+            Err(BackendError::Run("backend panicked".into()))
         }
     }
 }
@@ -708,9 +855,7 @@ fn slice_rows(ctx: &WorkerCtx, outputs: &[Output], offset: usize, rows: usize) -
         .zip(ctx.engine.outputs())
         .map(|(o, m)| {
             let per = m.row_len();
-            Output {
-                data: o.data.slice(offset * per, (offset + rows) * per),
-            }
+            Output::rows(o.data.slice(offset * per, (offset + rows) * per))
         })
         .collect()
 }
@@ -741,6 +886,7 @@ mod tests {
         (
             Job {
                 input,
+                tensors: Vec::new(),
                 rows,
                 enqueued: Instant::now(),
                 deadline: None,

@@ -186,10 +186,14 @@ impl Core {
         let deadline = timeout.map(|t| call.started + t);
         let (tx, rx) = oneshot::channel();
         let rows = decoded.rows;
-        let sampled = self.sampler.is_some() && m.draw_sample();
-        let shadow_input = shadow.as_ref().map(|_| decoded.input.clone());
+        // Drift profiles describe features; tensor-signature models are not sampled.
+        let sampled = self.sampler.is_some() && m.schema.tensors.is_none() && m.draw_sample();
+        let shadow_input = shadow
+            .as_ref()
+            .map(|_| (decoded.input.clone(), decoded.tensors.clone()));
         let job = Job {
             input: decoded.input,
+            tensors: decoded.tensors,
             rows,
             enqueued: Instant::now(),
             deadline,
@@ -232,14 +236,22 @@ impl Core {
             // The worker handed the input back with the outputs: no copy was kept for this.
             sampler.offer(&m.sample_schema, false, rows, &done.input, &done.outputs);
         }
-        if let (Some(shadow), Some(input)) = (shadow, shadow_input) {
+        if let (Some(shadow), Some((input, tensors))) = (shadow, shadow_input) {
             let answered = done
                 .outputs
-                .first()
-                .and_then(|o| o.data.as_f32())
+                .iter()
+                .find_map(|o| o.data.as_f32())
                 .map(<[f32]>::to_vec);
             let sampler = self.sampler.clone().filter(|_| sampled);
-            shadow::copy(&self.metrics, sampler, shadow, input, rows, answered);
+            shadow::copy(
+                &self.metrics,
+                sampler,
+                shadow,
+                input,
+                tensors,
+                rows,
+                answered,
+            );
         }
         Ok(Answer {
             model: m,

@@ -73,18 +73,32 @@ impl LoadedModel {
         settings: ModelSettings,
         metrics: &Arc<Metrics>,
     ) -> Result<Self, crate::backend::BackendError> {
+        let schema = Schema::new(
+            &mv.name,
+            mv.version,
+            mv.signature.clone(),
+            engine.outputs().to_vec(),
+            settings.max_request_rows,
+            settings.allow_missing,
+        )
+        .map_err(crate::backend::BackendError::Load)?;
         let observer = Arc::new(ModelObserver {
             metrics: metrics.for_model(&mv.name, &mv.version.to_string(), engine.backend()),
             stats: ModelStats::new(),
         });
-        let width = mv.signature.width();
+        // Tensor-signature models batch along their batch dimension, or one request at a time.
+        let (width, max_batch_rows) = match &schema.tensors {
+            None => (mv.signature.width(), settings.max_batch_rows),
+            Some(ts) if ts.batch => (0, settings.max_batch_rows),
+            Some(_) => (0, 1),
+        };
         let batcher = Batcher::start(
             &mv.name,
             engine.clone(),
             width,
             BatchConfig {
                 workers: settings.workers,
-                max_batch_rows: settings.max_batch_rows,
+                max_batch_rows,
                 max_queue_delay: settings.max_queue_delay(),
                 queue_capacity: settings.queue_capacity,
                 inline_max_call: Duration::from_micros(settings.inline_max_call_us),
@@ -103,14 +117,7 @@ impl LoadedModel {
         ));
         let sample_threshold = sample_threshold(settings.sample_percent);
         metrics.set_queue_capacity(&mv.name, &mv.version.to_string(), settings.queue_capacity);
-        let schema = Schema::new(
-            &mv.name,
-            mv.version,
-            mv.signature.clone(),
-            engine.outputs().to_vec(),
-            settings.max_request_rows,
-            settings.allow_missing,
-        );
+
         Ok(Self {
             schema,
             version: mv.version,

@@ -485,12 +485,13 @@ mod tests {
                 FeatureSpec::numeric("income", "FP64"),
                 FeatureSpec::categorical("term", ["36", "60"]),
             ],
-            tensor: TensorSpec {
+            tensor: Some(TensorSpec {
                 name: "input".into(),
                 datatype: "FP32".into(),
                 shape: vec![-1, 2],
-            },
+            }),
             outputs: vec![],
+            graph: None,
             online: None,
         }
     }
@@ -538,12 +539,8 @@ mod tests {
         );
         assert_eq!(s.schema.score.as_deref(), Some("probability"));
         let outputs = [
-            Output {
-                data: TensorData::I64(vec![0, 1]),
-            },
-            Output {
-                data: TensorData::F32(vec![0.25, 0.75]),
-            },
+            Output::rows(TensorData::I64(vec![0, 1])),
+            Output::rows(TensorData::F32(vec![0.25, 0.75])),
         ];
         let scores = |s: &SampleSchema, outputs: &[Output], rows| {
             let mut v = Vec::new();
@@ -554,9 +551,7 @@ mod tests {
         // A two-column probability output: the positive class.
         let s = SampleSchema::new("m", 1, &sig, &[meta("probabilities", DType::F64, 2)]);
         assert_eq!(s.schema.score.as_deref(), Some("probabilities[1]"));
-        let outputs = [Output {
-            data: TensorData::F64(vec![0.9, 0.1, 0.4, 0.6]),
-        }];
+        let outputs = [Output::rows(TensorData::F64(vec![0.9, 0.1, 0.4, 0.6]))];
         assert_eq!(scores(&s, &outputs, 2), [0.1, 0.6]);
         // Outputs without the score column: NaN per row.
         assert!(scores(&s, &[], 2).iter().all(|x| x.is_nan()));
@@ -598,11 +593,7 @@ mod tests {
             &[meta("probability", DType::F32, 1)],
         ));
         let sampler = idle_sampler(1000);
-        let out = |scores: Vec<f32>| {
-            [Output {
-                data: TensorData::F32(scores),
-            }]
-        };
+        let out = |scores: Vec<f32>| [Output::rows(TensorData::F32(scores))];
         sampler.offer(
             &schema,
             false,

@@ -9,17 +9,19 @@ use tokio::sync::oneshot;
 use super::batcher::Job;
 use super::model::LoadedModel;
 use super::sampler::Sampler;
+use crate::backend::Tensor;
 use crate::telemetry::Metrics;
 use crate::telemetry::labels::ShadowOutcome;
 
 /// Queues `input` on `shadow` and records the largest absolute difference between its first
-/// output and `answered`. With a `sampler` (the request was sampled), the shadow's answer is
+/// FP32 output and `answered`. With a `sampler` (the request was sampled), the shadow's answer is
 /// sampled too, tagged shadow.
 pub(super) fn copy(
     metrics: &Arc<Metrics>,
     sampler: Option<Arc<Sampler>>,
     shadow: Arc<LoadedModel>,
     input: Vec<f32>,
+    tensors: Vec<Tensor>,
     rows: usize,
     answered: Option<Vec<f32>>,
 ) {
@@ -27,6 +29,7 @@ pub(super) fn copy(
     let (tx, rx) = oneshot::channel();
     let job = Job {
         input,
+        tensors,
         rows,
         enqueued: Instant::now(),
         deadline: shadow
@@ -44,7 +47,7 @@ pub(super) fn copy(
         let (name, version) = (&shadow.schema.name, &shadow.schema.version_label);
         match rx.await {
             Ok(Ok(out)) => {
-                let diff = match (answered, out.outputs.first().and_then(|o| o.data.as_f32())) {
+                let diff = match (answered, out.outputs.iter().find_map(|o| o.data.as_f32())) {
                     (Some(a), Some(b)) if a.len() == b.len() => Some(
                         a.iter()
                             .zip(b)

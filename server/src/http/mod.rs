@@ -287,18 +287,28 @@ fn model_metadata(state: &HttpState, model: &str, version: Option<&str>) -> Resu
         })
     });
     let sig = &m.schema.signature;
+    // A tensor-signature model lists its graph as declared (as Triton does); a feature model
+    // its [N, F] tensor and the outputs as served.
+    let (inputs, outputs) =
+        match (&sig.graph, sig.is_tensor_model()) {
+            (Some(graph), true) => (json!(graph.inputs), json!(graph.outputs)),
+            _ => (
+                json!(sig.tensor.iter().collect::<Vec<_>>()),
+                json!(m.schema.outputs.iter().map(|o| {
+                let mut shape = vec![-1i64];
+                shape.extend(o.row_shape.iter().map(|d| *d as i64));
+                json!({ "name": o.name, "datatype": o.dtype.oip_name(), "shape": shape })
+            }).collect::<Vec<_>>()),
+            ),
+        };
     Ok(json_response(
         StatusCode::OK,
         json!({
             "name": m.schema.name,
             "versions": versions,
             "platform": "onnx",
-            "inputs": [{ "name": sig.tensor.name, "datatype": sig.tensor.datatype, "shape": sig.tensor.shape }],
-            "outputs": m.schema.outputs.iter().map(|o| {
-                let mut shape = vec![-1i64];
-                shape.extend(o.row_shape.iter().map(|d| *d as i64));
-                json!({ "name": o.name, "datatype": o.dtype.oip_name(), "shape": shape })
-            }).collect::<Vec<_>>(),
+            "inputs": inputs,
+            "outputs": outputs,
             "parameters": {
                 "version": m.schema.version_label,
                 "backend": m.backend,

@@ -186,12 +186,13 @@ pub fn three_feature_signature(outputs: Vec<TensorSpec>) -> Signature {
             .iter()
             .map(|n| FeatureSpec::numeric(*n, "FP32"))
             .collect(),
-        tensor: TensorSpec {
+        tensor: Some(TensorSpec {
             name: "float_input".into(),
             datatype: "FP32".into(),
             shape: vec![-1, 3],
-        },
+        }),
         outputs,
+        graph: None,
         online: None,
     }
 }

@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod binary;
+mod converters;
 mod foreign;
 mod hardening;
 mod hotswap;

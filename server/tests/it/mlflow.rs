@@ -177,3 +177,148 @@ fn server_follows_an_mlflow_registry() {
     // The server kept verified copies in its cache.
     assert!(cache.join("registry").is_dir());
 }
+
+/// Logs `fixtures/converters/sklearn_gbdt.onnx` twice as registered model `native` the way a
+/// Python user does (`mlflow.onnx.log_model(..., registered_model_name=...)`) and points
+/// alias `champion` at version 1. `None` when this Python lacks `mlflow`, `onnx` or
+/// `onnxruntime` (which `mlflow.onnx` imports).
+fn log_native_versions(tracking_uri: &str) -> Option<()> {
+    let script = r#"
+import sys
+import mlflow, onnx
+from mlflow import MlflowClient
+mlflow.set_tracking_uri(sys.argv[1])
+model = onnx.load(sys.argv[2])
+for _ in range(2):
+    try:
+        mlflow.onnx.log_model(model, name="model", registered_model_name="native")
+    except TypeError:  # MLflow 2.x spells it artifact_path
+        mlflow.onnx.log_model(model, artifact_path="model", registered_model_name="native")
+MlflowClient().set_registered_model_alias("native", "champion", "1")
+"#;
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/converters/sklearn_gbdt.onnx");
+    let has = Command::new("python3")
+        .args(["-c", "import mlflow, onnx, onnxruntime"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has {
+        return None;
+    }
+    let out = Command::new("python3")
+        .args(["-c", script, tracking_uri])
+        .arg(&fixture)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "logging with mlflow.onnx failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(())
+}
+
+#[test]
+fn server_serves_models_logged_the_mlflow_way() {
+    let skip = |why: &str| {
+        if std::env::var("VANE_REQUIRE_MLFLOW").as_deref() == Ok("1") {
+            panic!("VANE_REQUIRE_MLFLOW=1 but {why}: pip install mlflow onnx onnxruntime");
+        }
+        eprintln!("SKIPPING server_serves_models_logged_the_mlflow_way: {why}");
+    };
+    let Some(exe) = mlflow_exe() else {
+        return skip("`mlflow` is not on PATH");
+    };
+    let Some(lib) = crate::util::ort_lib() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(mlflow) = start_mlflow(&exe, tmp.path()) else {
+        return skip("`mlflow` cannot run");
+    };
+    let uri = format!("http://127.0.0.1:{}", mlflow.port);
+    if log_native_versions(&uri).is_none() {
+        return skip("python3 cannot import mlflow, onnx and onnxruntime");
+    }
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/converters/expected.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let case = &expected["models"]["sklearn_gbdt"];
+    let spec = format!("mlflow://127.0.0.1:{}", mlflow.port);
+    let lib = lib.display().to_string();
+    let cache = tmp.path().join("server-cache");
+    let server = Server::start_with(
+        Path::new(&spec),
+        &[
+            "--backend",
+            "ort",
+            "--ort-lib",
+            &lib,
+            "--poll-interval-ms",
+            "0",
+        ],
+        &[("VANE_CACHE_DIR", cache.to_str().unwrap())],
+    );
+    let req = serde_json::json!({"inputs": case["inputs"]});
+    let answer = |server: &Server| {
+        let (status, headers, body) = server.json("POST", "/v2/models/native/infer", &req);
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let p = floats(&body["outputs"][1]["data"]);
+        let want = floats(&case["outputs"][1]["data"]);
+        crate::util::assert_close(&p, &want, 1e-5, "probabilities");
+        assert_eq!(body["outputs"][0]["data"], case["outputs"][0]["data"]);
+        headers["x-vane-model-version"]
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(answer(&server), "1");
+    // The graph's signature, derived by the server: metadata lists it as declared.
+    let (_, _, meta) = server.get("/v2/models/native");
+    assert_eq!(meta["inputs"], case["graph_inputs"]);
+
+    // The sha256 of what was fetched is recorded on the MLflow version.
+    let model_bytes = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/converters/sklearn_gbdt.onnx"),
+    )
+    .unwrap();
+    let (status, _, body) = crate::util::raw_request(
+        ([127, 0, 0, 1], mlflow.port).into(),
+        "GET",
+        "/api/2.0/mlflow/model-versions/get?name=native&version=1",
+        &[],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let mv: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let tag = mv["model_version"]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["key"] == vane_registry::TAG_ONNX_SHA256)
+        .expect("sha256 tag");
+    assert_eq!(tag["value"], vane_registry::sha256_hex(&model_bytes));
+
+    // A canary and its promotion through Vane's rollout operations, then the champion alias
+    // moved back (the MLflow alias API MlflowClient uses): the server follows each.
+    let opts = RemoteOptions {
+        cache_dir: Some(tmp.path().join("publisher-cache")),
+        ..RemoteOptions::default()
+    };
+    let reg = MlflowRegistry::new(&spec, &opts).unwrap();
+    set_canary(&reg, "native", 2, 1.0, false).unwrap();
+    assert_eq!(server.sync().0, StatusCode::OK);
+    assert_eq!(answer(&server), "2");
+    promote(&reg, "native").unwrap();
+    assert_eq!(server.sync().0, StatusCode::OK);
+    assert_eq!(answer(&server), "2");
+    reg.set_alias("native", "champion", 1).unwrap();
+    assert_eq!(server.sync().0, StatusCode::OK);
+    assert_eq!(answer(&server), "1");
+}

@@ -65,6 +65,7 @@ fn in_process(
     let opts = LoadOptions {
         width: credit::N_FEATURES,
         intra_op_threads: 1,
+        tensors: None,
     };
     let engine = backend::load(kind, ort, &mv.model_bytes, &opts).unwrap();
     let mut s = engine.session().unwrap();
