@@ -268,3 +268,104 @@ fn zipmap_and_bad_requests_get_errors_that_name_the_culprit() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("tract"), "{stderr}");
 }
+
+/// Little-endian bytes of a recorded tensor's data, as the binary extension carries it.
+fn binary_of(t: &Value) -> Vec<u8> {
+    let data = t["data"].as_array().unwrap();
+    let mut out = Vec::new();
+    for v in data {
+        match t["datatype"].as_str().unwrap() {
+            "FP32" => out.extend((v.as_f64().unwrap() as f32).to_le_bytes()),
+            "FP64" => out.extend(v.as_f64().unwrap().to_le_bytes()),
+            "INT64" => out.extend(v.as_i64().unwrap().to_le_bytes()),
+            "BYTES" => {
+                let s = v.as_str().unwrap();
+                out.extend((s.len() as u32).to_le_bytes());
+                out.extend(s.as_bytes());
+            }
+            other => panic!("no binary form for {other} in this test"),
+        }
+    }
+    out
+}
+
+#[test]
+fn tensor_models_speak_the_binary_extension_and_select_outputs() {
+    let Some(lib) = ort_lib() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    publish_bare(dir.path(), "sklearn_pipeline").unwrap();
+    let lib = lib.display().to_string();
+    let server = Server::start(dir.path(), &["--backend", "ort", "--ort-lib", &lib]);
+    let case = &expected()["models"]["sklearn_pipeline"];
+    let want = case["outputs"].as_array().unwrap();
+    // Every input in binary form (strings length-prefixed), every output asked back binary.
+    let mut tail = Vec::new();
+    let inputs: Vec<Value> = case["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let bytes = binary_of(t);
+            let size = bytes.len();
+            tail.extend(bytes);
+            json!({"name": t["name"], "datatype": t["datatype"], "shape": t["shape"],
+                   "parameters": {"binary_data_size": size}})
+        })
+        .collect();
+    let header = serde_json::to_vec(&json!({
+        "inputs": inputs,
+        "parameters": {"binary_data_output": true},
+    }))
+    .unwrap();
+    let len = header.len().to_string();
+    let mut body = header;
+    body.extend(&tail);
+    let (status, headers, reply) = server
+        .raw(
+            "POST",
+            "/v2/models/sklearn_pipeline/infer",
+            &[
+                ("content-type", "application/octet-stream"),
+                ("inference-header-content-length", &len),
+            ],
+            &body,
+        )
+        .unwrap();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let json_len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "inference-header-content-length")
+        .map(|(_, v)| v.parse().unwrap())
+        .expect("inference-header-content-length");
+    let head: Value = serde_json::from_slice(&reply[..json_len]).unwrap();
+    let mut rest = &reply[json_len..];
+    for (o, w) in head["outputs"].as_array().unwrap().iter().zip(want) {
+        let size = o["parameters"]["binary_data_size"].as_u64().unwrap() as usize;
+        assert_eq!(o["shape"], w["shape"]);
+        assert_eq!(&rest[..size], binary_of(w).as_slice(), "{}", w["name"]);
+        rest = &rest[size..];
+    }
+    assert!(rest.is_empty());
+
+    // Asking for one output returns only that one, in JSON.
+    let body = json!({"inputs": case["inputs"], "outputs": [{"name": "probabilities"}]});
+    let (status, _, r) = server.json("POST", "/v2/models/sklearn_pipeline/infer", &body);
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let outputs = r["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 1);
+    check_output(&outputs[0], &want[1], "selected output");
+    // A column sent as [N] (MLServer's `pd` columns) stands for the declared [N, 1].
+    let mut inputs = case["inputs"].clone();
+    for t in inputs.as_array_mut().unwrap() {
+        t["shape"] = json!([t["shape"][0]]);
+    }
+    let body = json!({"inputs": inputs, "parameters": {"content_type": "pd"}});
+    let (status, _, r) = server.json("POST", "/v2/models/sklearn_pipeline/infer", &body);
+    assert_eq!(status, StatusCode::OK, "{r}");
+    check_output(&r["outputs"][0], &want[0], "pd columns");
+}

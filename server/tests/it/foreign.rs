@@ -212,3 +212,82 @@ pub fn publish(dir: &std::path::Path, model: &str, bytes: Vec<u8>, sig: &Signatu
         .unwrap();
     reg.set_alias(model, "champion", v).unwrap();
 }
+
+/// Weights of [`mixed_inputs`]: `score = sigmoid(x·W[..2] + k·W[2] + B)`.
+pub const MIXED_W: [f32; 3] = [0.7, -0.4, 0.05];
+pub const MIXED_B: f32 = -0.3;
+
+/// A graph with two typed inputs, as a PyTorch or hand-written export has them: `x` (float
+/// [N, 2]) and `k` (int64 [N, 1]); outputs `score` (float [N, 1]) and `k2` (int64 [N, 1],
+/// `2k`). With `batch` false, N is fixed at 1 (no batch dimension).
+pub fn mixed_inputs(batch: bool) -> Vec<u8> {
+    use tract_onnx::pb::TensorProto;
+    let n = if batch { None } else { Some(1) };
+    let node =
+        |op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>| NodeProto {
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![output.into()],
+            name: output.into(),
+            attribute,
+            ..Default::default()
+        };
+    let graph = GraphProto {
+        name: "mixed".into(),
+        node: vec![
+            node(
+                "Cast",
+                &["k"],
+                "kf",
+                vec![int("to", DataType::Float as i64)],
+            ),
+            node("Concat", &["x", "kf"], "z", vec![int("axis", 1)]),
+            node("MatMul", &["z", "W"], "s", vec![]),
+            node("Add", &["s", "B"], "logit", vec![]),
+            node("Sigmoid", &["logit"], "score", vec![]),
+            node("Add", &["k", "k"], "k2", vec![]),
+        ],
+        initializer: vec![
+            TensorProto {
+                name: "W".into(),
+                dims: vec![3, 1],
+                data_type: DataType::Float as i32,
+                float_data: MIXED_W.to_vec(),
+                ..Default::default()
+            },
+            TensorProto {
+                name: "B".into(),
+                dims: vec![1],
+                data_type: DataType::Float as i32,
+                float_data: vec![MIXED_B],
+                ..Default::default()
+            },
+        ],
+        input: vec![
+            value_info("x", DataType::Float, &[n, Some(2)]),
+            value_info("k", DataType::Int64, &[n, Some(1)]),
+        ],
+        output: vec![
+            value_info("score", DataType::Float, &[n, Some(1)]),
+            value_info("k2", DataType::Int64, &[n, Some(1)]),
+        ],
+        ..Default::default()
+    };
+    let m = ModelProto {
+        ir_version: 8,
+        producer_name: "torch-like".into(),
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(graph),
+        ..Default::default()
+    };
+    prost::Message::encode_to_vec(&m)
+}
+
+/// [`mixed_inputs`]'s `score` for one row, in f32 and the graph's order of operations.
+pub fn mixed_reference(x: [f32; 2], k: i64) -> f32 {
+    let z = x[0] * MIXED_W[0] + x[1] * MIXED_W[1] + k as f32 * MIXED_W[2];
+    1.0 / (1.0 + (-(z + MIXED_B)).exp())
+}

@@ -13,4 +13,5 @@ mod online;
 mod pipeline;
 mod sampling;
 mod scoring;
+mod tensors;
 mod util;
