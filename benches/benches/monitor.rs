@@ -30,7 +30,7 @@ fn schema() -> wire::Schema {
         dtype: DType::F32,
         row_shape: vec![1],
     }];
-    SampleSchema::new("credit-risk", 1, &credit::signature(), &outputs)
+    SampleSchema::new("credit-risk", 1, &credit::signature(), &outputs, None)
         .wire()
         .clone()
 }

@@ -127,6 +127,17 @@ pub struct Signature {
     pub online: Option<OnlineSpec>,
 }
 
+/// One feature a drift monitor watches: its name and kind, and where its values are in a
+/// request (column `column` of graph input `input`, which has `width` columns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitoredFeature {
+    pub name: String,
+    pub kind: FeatureKind,
+    pub input: usize,
+    pub column: usize,
+    pub width: usize,
+}
+
 /// How to complete an entity-keyed request from the online store: the request names the
 /// entity (`entity_key`, e.g. `applicant_id`) and supplies the request-time inputs; every
 /// input listed under a view is read from that view's latest materialized row.
@@ -340,6 +351,55 @@ impl Signature {
             }
         }
         Ok(())
+    }
+
+    /// The features a drift monitor watches, in sample-row order. A feature model: its
+    /// inputs. A tensor-signature model: each column input (`[N]` / `[N, 1]`, named like the
+    /// input) and each column `j` of a 2-D `[N, F]` input (named `input[j]`); `BYTES` columns
+    /// are categorical, numeric ones numeric; other inputs (images, sequences) are not watched.
+    pub fn monitored_features(&self) -> Vec<MonitoredFeature> {
+        if !self.is_tensor_model() {
+            return self
+                .inputs
+                .iter()
+                .enumerate()
+                .map(|(i, f)| MonitoredFeature {
+                    name: f.name.clone(),
+                    kind: f.kind,
+                    input: 0,
+                    column: i,
+                    width: self.inputs.len(),
+                })
+                .collect();
+        }
+        let mut out = Vec::new();
+        for (i, t) in self.graph.iter().flat_map(|g| g.inputs.iter()).enumerate() {
+            let kind = match t.datatype.as_str() {
+                "BYTES" => FeatureKind::Categorical,
+                "BOOL" | "FP16" | "BF16" => continue,
+                _ => FeatureKind::Numeric,
+            };
+            match t.shape.as_slice() {
+                [-1] | [-1, 1] => out.push(MonitoredFeature {
+                    name: t.name.clone(),
+                    kind,
+                    input: i,
+                    column: 0,
+                    width: 1,
+                }),
+                [-1, f] if *f > 1 && kind == FeatureKind::Numeric => {
+                    out.extend((0..*f as usize).map(|j| MonitoredFeature {
+                        name: format!("{}[{j}]", t.name),
+                        kind,
+                        input: i,
+                        column: j,
+                        width: *f as usize,
+                    }))
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Number of tensor columns.
@@ -608,19 +668,20 @@ impl Profile {
 
     /// Checks that every profiled feature is an input of `signature`, of the same kind.
     pub fn check_against(&self, signature: &Signature) -> Result<(), String> {
+        let watched = signature.monitored_features();
         for f in &self.features {
-            let Some(i) = signature.position(f.name()) else {
+            let Some(w) = watched.iter().find(|w| w.name == f.name()) else {
                 return Err(format!(
-                    "profiled feature {:?} is not a signature input",
+                    "profiled feature {:?} is not a monitored input of the signature",
                     f.name()
                 ));
             };
-            if signature.inputs[i].kind != f.kind() {
+            if w.kind != f.kind() {
                 return Err(format!(
                     "profiled feature {:?} is {:?} but the signature says {:?}",
                     f.name(),
                     f.kind(),
-                    signature.inputs[i].kind
+                    w.kind
                 ));
             }
         }

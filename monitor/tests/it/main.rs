@@ -6,4 +6,5 @@ mod deploy;
 mod e2e;
 mod ingest;
 mod outage;
+mod tensors;
 mod util;

@@ -186,8 +186,7 @@ impl Core {
         let deadline = timeout.map(|t| call.started + t);
         let (tx, rx) = oneshot::channel();
         let rows = decoded.rows;
-        // Drift profiles describe features; tensor-signature models are not sampled.
-        let sampled = self.sampler.is_some() && m.schema.tensors.is_none() && m.draw_sample();
+        let sampled = self.sampler.is_some() && m.draw_sample();
         let shadow_input = shadow
             .as_ref()
             .map(|_| (decoded.input.clone(), decoded.tensors.clone()));
@@ -234,7 +233,12 @@ impl Core {
             .map_err(|_| ApiError::Internal("the inference worker dropped the request".into()))??;
         if let (Some(sampler), true) = (&self.sampler, sampled) {
             // The worker handed the input back with the outputs: no copy was kept for this.
-            sampler.offer(&m.sample_schema, false, rows, &done.input, &done.outputs);
+            if done.tensors.is_empty() {
+                sampler.offer(&m.sample_schema, false, rows, &done.input, &done.outputs);
+            } else {
+                let values = m.sample_schema.rows_of(&done.tensors, rows);
+                sampler.offer(&m.sample_schema, false, rows, &values, &done.outputs);
+            }
         }
         if let (Some(shadow), Some((input, tensors))) = (shadow, shadow_input) {
             let answered = done

@@ -114,6 +114,7 @@ impl LoadedModel {
             mv.version,
             &mv.signature,
             engine.outputs(),
+            mv.profile.as_ref(),
         ));
         let sample_threshold = sample_threshold(settings.sample_percent);
         metrics.set_queue_capacity(&mv.name, &mv.version.to_string(), settings.queue_capacity);

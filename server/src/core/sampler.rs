@@ -24,10 +24,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use vane_registry::{FeatureKind, Signature};
+use std::collections::HashMap;
+
+use vane_registry::{FeatureKind, Profile, Signature};
 use vane_sample_stream as wire;
 
-use crate::backend::{DType, Output, OutputMeta, TensorData};
+use crate::backend::{DType, Output, OutputMeta, Tensor, TensorData};
 use crate::config::{MonitorAddr, SamplerOptions};
 use crate::telemetry::Metrics;
 use crate::telemetry::labels::DropReason;
@@ -39,6 +41,17 @@ pub struct SampleSchema {
     schema: wire::Schema,
     width: usize,
     score: Option<ScoreColumn>,
+    /// Tensor-signature models: where each feature's values are in a request's tensors.
+    columns: Vec<TensorColumn>,
+}
+
+/// Column `column` of graph input `input` (`width` columns); strings coded by `vocab`.
+#[derive(Debug)]
+struct TensorColumn {
+    input: usize,
+    column: usize,
+    width: usize,
+    vocab: HashMap<String, u32>,
 }
 
 /// Where the score sits in a model's outputs.
@@ -49,25 +62,86 @@ struct ScoreColumn {
     row_len: usize,
 }
 
+/// A numeric element as f32 (the monitor's value type).
+trait AsF32 {
+    fn as_f32(&self) -> f32;
+}
+macro_rules! as_f32_by_cast {
+    ($($t:ty),*) => {$(impl AsF32 for $t { fn as_f32(&self) -> f32 { *self as f32 } })*};
+}
+as_f32_by_cast!(f32, f64, i8, i16, i32, i64, u8, u16, u32, u64);
+impl AsF32 for bool {
+    fn as_f32(&self) -> f32 {
+        f32::from(u8::from(*self))
+    }
+}
+impl AsF32 for String {
+    fn as_f32(&self) -> f32 {
+        f32::NAN
+    }
+}
+fn as_f32<T: AsF32>(x: &T) -> f32 {
+    x.as_f32()
+}
+
 impl SampleSchema {
     /// The schema of a version with `signature` and `outputs`. The score is the first float
     /// output with one value per row, or the second column of a two-column one (a binary
     /// classifier's positive class); an output named `probability`/`probabilities` is
     /// preferred.
-    pub fn new(model: &str, version: u64, signature: &Signature, outputs: &[OutputMeta]) -> Self {
-        let features = signature
-            .inputs
+    ///
+    /// The features are the signature's monitored features. A tensor model's string columns
+    /// are coded by the categories of the version's `profile` (unknown strings: unseen).
+    pub fn new(
+        model: &str,
+        version: u64,
+        signature: &Signature,
+        outputs: &[OutputMeta],
+        profile: Option<&Profile>,
+    ) -> Self {
+        let watched = signature.monitored_features();
+        let categories = |name: &str, i: usize| -> Vec<String> {
+            if !signature.is_tensor_model() {
+                return signature.inputs[i].vocab.clone().unwrap_or_default();
+            }
+            match profile.and_then(|p| p.feature(name)) {
+                Some(vane_registry::FeatureProfile::Categorical { categories, .. }) => {
+                    categories.clone()
+                }
+                _ => Vec::new(),
+            }
+        };
+        let mut columns = Vec::new();
+        let features = watched
             .iter()
-            .map(|f| wire::Feature {
-                name: f.name.clone(),
-                kind: match f.kind {
-                    FeatureKind::Numeric => wire::FeatureKind::Numeric,
-                    FeatureKind::Categorical => {
-                        wire::FeatureKind::Categorical(f.vocab.clone().unwrap_or_default())
-                    }
-                },
+            .enumerate()
+            .map(|(i, f)| {
+                let vocab = match f.kind {
+                    FeatureKind::Numeric => None,
+                    FeatureKind::Categorical => Some(categories(&f.name, i)),
+                };
+                if signature.is_tensor_model() {
+                    columns.push(TensorColumn {
+                        input: f.input,
+                        column: f.column,
+                        width: f.width,
+                        vocab: vocab
+                            .iter()
+                            .flatten()
+                            .enumerate()
+                            .map(|(code, c)| (c.clone(), code as u32))
+                            .collect(),
+                    });
+                }
+                wire::Feature {
+                    name: f.name.clone(),
+                    kind: match vocab {
+                        None => wire::FeatureKind::Numeric,
+                        Some(v) => wire::FeatureKind::Categorical(v),
+                    },
+                }
             })
-            .collect();
+            .collect::<Vec<_>>();
         let candidates = outputs.iter().enumerate().filter_map(|(i, o)| {
             let float = matches!(o.dtype, DType::F32 | DType::F64);
             let column = match o.row_len() {
@@ -110,10 +184,32 @@ impl SampleSchema {
         };
         Self {
             id: schema.id(),
-            width: signature.width(),
+            width: watched.len(),
             schema,
             score: best.map(|(_, _, s)| s),
+            columns,
         }
+    }
+
+    /// A tensor-signature request's monitored values as `rows × features` f32 rows (numbers
+    /// cast, strings coded, NaN for an unknown string or a missing value).
+    pub fn rows_of(&self, tensors: &[Tensor], rows: usize) -> Vec<f32> {
+        let mut out = Vec::with_capacity(rows * self.columns.len());
+        for r in 0..rows {
+            for c in &self.columns {
+                let i = r * c.width + c.column;
+                let v = tensors.get(c.input).map_or(f32::NAN, |t| match &t.data {
+                    TensorData::Str(v) => v
+                        .get(i)
+                        .and_then(|s| c.vocab.get(s))
+                        .map_or(f32::NAN, |code| *code as f32),
+                    TensorData::Bool(_) => f32::NAN,
+                    data => vane_protocol::each_tensor!(data, v => v.get(i).map_or(f32::NAN, |x| as_f32(x))),
+                });
+                out.push(v);
+            }
+        }
+        out
     }
 
     /// The frame schema itself.
@@ -536,6 +632,7 @@ mod tests {
                 meta("label", DType::I64, 1),
                 meta("probability", DType::F32, 1),
             ],
+            None,
         );
         assert_eq!(s.schema.score.as_deref(), Some("probability"));
         let outputs = [
@@ -549,14 +646,14 @@ mod tests {
         };
         assert_eq!(scores(&s, &outputs, 2), [0.25, 0.75]);
         // A two-column probability output: the positive class.
-        let s = SampleSchema::new("m", 1, &sig, &[meta("probabilities", DType::F64, 2)]);
+        let s = SampleSchema::new("m", 1, &sig, &[meta("probabilities", DType::F64, 2)], None);
         assert_eq!(s.schema.score.as_deref(), Some("probabilities[1]"));
         let outputs = [Output::rows(TensorData::F64(vec![0.9, 0.1, 0.4, 0.6]))];
         assert_eq!(scores(&s, &outputs, 2), [0.1, 0.6]);
         // Outputs without the score column: NaN per row.
         assert!(scores(&s, &[], 2).iter().all(|x| x.is_nan()));
         // No usable score: nothing.
-        let s = SampleSchema::new("m", 1, &sig, &[meta("label", DType::I64, 1)]);
+        let s = SampleSchema::new("m", 1, &sig, &[meta("label", DType::I64, 1)], None);
         assert!(s.schema.score.is_none() && scores(&s, &[], 1).is_empty());
     }
 
@@ -591,6 +688,7 @@ mod tests {
             7,
             &sig,
             &[meta("probability", DType::F32, 1)],
+            None,
         ));
         let sampler = idle_sampler(1000);
         let out = |scores: Vec<f32>| [Output::rows(TensorData::F32(scores))];
@@ -639,7 +737,7 @@ mod tests {
     #[test]
     fn the_row_budget_drops_and_counts() {
         let sig = signature();
-        let schema = Arc::new(SampleSchema::new("m", 1, &sig, &[]));
+        let schema = Arc::new(SampleSchema::new("m", 1, &sig, &[], None));
         let sampler = idle_sampler(3);
         sampler.offer(&schema, false, 2, &[0.0; 4], &[]);
         sampler.offer(&schema, false, 2, &[0.0; 4], &[]);

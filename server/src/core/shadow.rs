@@ -59,7 +59,13 @@ pub(super) fn copy(
                 metrics.shadow(name, version, ShadowOutcome::Success, diff);
                 shadow.observer.stats.record_shadow(diff);
                 if let Some(sampler) = sampler {
-                    sampler.offer(&shadow.sample_schema, true, rows, &out.input, &out.outputs);
+                    let schema = &shadow.sample_schema;
+                    if out.tensors.is_empty() {
+                        sampler.offer(schema, true, rows, &out.input, &out.outputs);
+                    } else {
+                        let values = schema.rows_of(&out.tensors, rows);
+                        sampler.offer(schema, true, rows, &values, &out.outputs);
+                    }
                 }
             }
             _ => metrics.shadow(name, version, ShadowOutcome::Error, None),
