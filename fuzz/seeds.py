@@ -91,3 +91,24 @@ tensors = (struct.pack("<I", 2) + b"36" + struct.pack("<I", 2) + b"60"
            + struct.pack("<2d", 1.5, 2.0) + b"\x01\x00")
 write("v2_binary", "seed-1", struct.pack("<H", len(cols) | 0x8000) + cols + tensors)
 write("monitor_frames", "seed-0", monitor_stream())
+
+# Tensor-signature model (fuzz_targets/tensors.rs): inputs age FP32 [-1,1], term INT64
+# [-1,1], purpose BYTES [-1], x FP64 [-1,3]; first byte 0 = JSON, 1 = binary, 2 = records.
+TENSOR_V2 = {"id": 7, "inputs": [
+    {"name": "age", "shape": [2, 1], "datatype": "FP32", "data": [[31.5], [None]]},
+    {"name": "term", "shape": [2], "datatype": "INT64", "data": [36, 60]},
+    {"name": "purpose", "shape": [2], "datatype": "BYTES", "data": ["car", "h\u00e9"]},
+    {"name": "x", "shape": [2, 3], "datatype": "FP64", "data": [1, 2.5, -3, 4, 5, 6e10]}],
+    "outputs": [{"name": "p"}]}
+write("tensors", "seed-0", b"\x00" + json.dumps(TENSOR_V2).encode())
+bin_header = json.dumps({"inputs": [
+    {"name": "age", "shape": [1, 1], "datatype": "FP32", "parameters": {"binary_data_size": 4}},
+    {"name": "term", "shape": [1, 1], "datatype": "INT64", "parameters": {"binary_data_size": 8}},
+    {"name": "purpose", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 7}},
+    {"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [0, 1, 2]}],
+    "parameters": {"binary_data_output": True}}).encode()
+bin_tail = struct.pack("<f", 40.0) + struct.pack("<q", 60) + struct.pack("<I", 3) + b"car"
+write("tensors", "seed-1", b"\x01" + struct.pack("<H", len(bin_header)) + bin_header + bin_tail)
+records = {"instances": [{"age": 30, "term": 36, "purpose": "car", "x": 1.0},
+                         {"age": 41.5, "term": 60, "purpose": "home"}]}
+write("tensors", "seed-2", b"\x02" + json.dumps(records).encode())

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the decoders that read untrusted bytes (fuzz/fuzz_targets/):
-# v2_json, v2_binary, v1_records (vane-protocol) and monitor_frames (vane-sample-stream).
+# v2_json, v2_binary, v1_records, tensors (vane-protocol) and monitor_frames
+# (vane-sample-stream).
 #   scripts/fuzz.sh [RUNS] [TARGET...]      default: 10000000 runs of every target
 #   FUZZ_MAX_SECONDS=60 caps each target's run (CI's smoke run uses it)
 # Stable toolchain only: cargo-fuzz passes nightly -Z flags for sanitizers, so the targets
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 runs="${1:-10000000}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(v2_json v2_binary v1_records monitor_frames)
+[ ${#targets[@]} -gt 0 ] || targets=(v2_json v2_binary v1_records tensors monitor_frames)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
 export RUSTC_BOOTSTRAP=1
