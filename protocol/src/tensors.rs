@@ -540,7 +540,7 @@ pub(crate) fn decode_records(
     }
     if !ts.batch {
         return Err(bad(
-            "records need a batch dimension, and this model's graph has none; send an Open Inference Protocol request (/v2/models/{model}/infer)",
+            "records need a batch dimension, and this model's graph has no batch dimension (its first dimensions are fixed); send an Open Inference Protocol request (/v2/models/{model}/infer)",
         ));
     }
     let columns = ts.inputs.iter().all(|i| column_width(i).is_some());

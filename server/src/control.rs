@@ -650,6 +650,45 @@ mod tests {
     }
 
     #[test]
+    fn tensor_models_swap_only_for_the_same_inputs() {
+        let spec = |name: &str, datatype: &str, shape: &[i64]| TensorSpec {
+            name: name.into(),
+            datatype: datatype.into(),
+            shape: shape.to_vec(),
+        };
+        let graph = |x: TensorSpec, outputs: Vec<TensorSpec>| {
+            Signature::from_graph(vane_registry::GraphSignature {
+                inputs: vec![x],
+                outputs,
+                batch: true,
+            })
+        };
+        let cur = graph(
+            spec("x", "FP32", &[-1, 4]),
+            vec![spec("p", "FP32", &[-1, 2])],
+        );
+        let more = graph(
+            spec("x", "FP32", &[-1, 4]),
+            vec![spec("p", "FP32", &[-1, 2]), spec("label", "INT64", &[-1])],
+        );
+        assert_eq!(
+            incompatibility(&cur, &more),
+            None,
+            "an added output is fine"
+        );
+        let why = incompatibility(&cur, &graph(spec("x", "FP64", &[-1, 4]), vec![])).unwrap();
+        assert!(why.contains("x FP64 [-1, 4]"), "{why}");
+        let why = incompatibility(&more, &cur).unwrap();
+        assert!(why.contains("\"label\""), "{why}");
+        let features = sig(&[("a", None)], &["p"]);
+        assert!(
+            incompatibility(&features, &cur)
+                .unwrap()
+                .contains("graph tensors")
+        );
+    }
+
+    #[test]
     fn compatibility_rules() {
         let cur = sig(&[("a", None), ("b", Some(&["x", "y"]))], &["p"]);
         assert_eq!(incompatibility(&cur, &cur), None);

@@ -5,3 +5,4 @@ mod decode;
 mod equivalence;
 mod fixture;
 mod reference;
+mod tensors;

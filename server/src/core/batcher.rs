@@ -187,22 +187,62 @@ impl Batcher {
         cfg: BatchConfig,
         observer: Arc<dyn BatchObserver>,
     ) -> Result<Self, BackendError> {
+        Self::start_with(name, engine, Input::Rows(width), cfg, observer)
+    }
+
+    /// [`Batcher::start`] for a tensor-signature model. `probe(rows)` makes a stand-in
+    /// request (zeros, empty strings) that warms the sessions and measures the call cost;
+    /// a graph that refuses it (a category it must know, say) is served without warm-up and
+    /// without the inline path.
+    pub fn start_tensors(
+        name: &str,
+        engine: Arc<dyn Engine>,
+        probe: &dyn Fn(usize) -> Vec<Tensor>,
+        cfg: BatchConfig,
+        observer: Arc<dyn BatchObserver>,
+    ) -> Result<Self, BackendError> {
+        Self::start_with(name, engine, Input::Tensors(probe), cfg, observer)
+    }
+
+    fn start_with(
+        name: &str,
+        engine: Arc<dyn Engine>,
+        input: Input<'_>,
+        cfg: BatchConfig,
+        observer: Arc<dyn BatchObserver>,
+    ) -> Result<Self, BackendError> {
         let (tx, rx) = crossbeam_channel::bounded(cfg.queue_capacity.max(1));
         let mut sessions = Vec::with_capacity(cfg.workers);
-        // A tensor-signature model (width 0) cannot be fed made-up inputs (strings,
-        // categories): no warm-up, no cost measurement, no inline path.
-        let tensor_model = width == 0;
+        let mut probed = true;
         for _ in 0..cfg.workers.max(1) {
             let mut s = engine.session()?;
-            if !tensor_model {
-                s.predict(&vec![0.0; width], 1)?;
+            match input {
+                Input::Rows(width) => {
+                    s.predict(&vec![0.0; width], 1)?;
+                }
+                Input::Tensors(probe) => probed &= s.predict_tensors(&probe(1)).is_ok(),
             }
             sessions.push(s);
         }
-        let (call_overhead_ns, one_ns) = if tensor_model {
-            (0, u64::MAX)
-        } else {
-            measure_call_overhead(&mut *sessions[0], width, cfg.max_batch_rows)?
+        let (call_overhead_ns, one_ns) = match input {
+            Input::Rows(width) => {
+                measure_call_overhead(&mut *sessions[0], width, cfg.max_batch_rows)?
+            }
+            Input::Tensors(probe) if probed => {
+                measure_tensor_overhead(&mut *sessions[0], probe, cfg.max_batch_rows)
+                    .unwrap_or((0, u64::MAX))
+            }
+            Input::Tensors(_) => {
+                tracing::debug!(
+                    model = name,
+                    "the graph refused a stand-in request: no warm-up, no inline path"
+                );
+                (0, u64::MAX)
+            }
+        };
+        let width = match input {
+            Input::Rows(width) => width,
+            Input::Tensors(_) => 0,
         };
         let shared = Arc::new(Shared {
             idle: AtomicUsize::new(0),
@@ -361,6 +401,47 @@ impl Drop for Batcher {
             inline.close();
         }
     }
+}
+
+/// What a batcher feeds its sessions.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    /// Feature models: `[rows, width]` f32.
+    Rows(usize),
+    /// Tensor-signature models, with a stand-in request of n rows.
+    Tensors(&'a dyn Fn(usize) -> Vec<Tensor>),
+}
+
+/// [`measure_call_overhead`] for a tensor-signature model, fed its stand-in requests.
+fn measure_tensor_overhead(
+    session: &mut dyn Session,
+    probe: &dyn Fn(usize) -> Vec<Tensor>,
+    max_rows: usize,
+) -> Result<(u64, u64), BackendError> {
+    let big = max_rows.clamp(2, 64);
+    let (one_input, big_input) = (probe(1), probe(big));
+    let mut best = |input: &[Tensor]| -> Result<u64, BackendError> {
+        let mut best = u64::MAX;
+        for _ in 0..5 {
+            let t = Instant::now();
+            session.predict_tensors(input)?;
+            best = best.min(t.elapsed().as_nanos() as u64);
+        }
+        Ok(best)
+    };
+    let one = best(&one_input)?;
+    // A graph without a batch dimension gives the same stand-in at any size.
+    let rows = big_input
+        .first()
+        .and_then(|t| t.shape.first())
+        .copied()
+        .unwrap_or(1);
+    if rows <= 1 {
+        return Ok((one, one));
+    }
+    let many = best(&big_input)?;
+    let per_row = many.saturating_sub(one) / (rows as u64 - 1);
+    Ok((one.saturating_sub(per_row), one))
 }
 
 /// Fixed cost of one call: from the best of a few runs at 1 row and at a full batch, the

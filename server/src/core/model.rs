@@ -92,19 +92,23 @@ impl LoadedModel {
             Some(ts) if ts.batch => (0, settings.max_batch_rows),
             Some(_) => (0, 1),
         };
-        let batcher = Batcher::start(
-            &mv.name,
-            engine.clone(),
-            width,
-            BatchConfig {
-                workers: settings.workers,
-                max_batch_rows,
-                max_queue_delay: settings.max_queue_delay(),
-                queue_capacity: settings.queue_capacity,
-                inline_max_call: Duration::from_micros(settings.inline_max_call_us),
-            },
-            observer.clone(),
-        )
+        let cfg = BatchConfig {
+            workers: settings.workers,
+            max_batch_rows,
+            max_queue_delay: settings.max_queue_delay(),
+            queue_capacity: settings.queue_capacity,
+            inline_max_call: Duration::from_micros(settings.inline_max_call_us),
+        };
+        let batcher = match &schema.tensors {
+            None => Batcher::start(&mv.name, engine.clone(), width, cfg, observer.clone()),
+            Some(ts) => Batcher::start_tensors(
+                &mv.name,
+                engine.clone(),
+                &|rows| stand_in(ts, rows),
+                cfg,
+                observer.clone(),
+            ),
+        }
         .inspect_err(|_| {
             // No LoadedModel will drop to release the series `for_model` registered.
             metrics.forget_version(&mv.name, &mv.version.to_string(), engine.backend());
@@ -141,6 +145,46 @@ impl LoadedModel {
             t => random_u64() < t,
         }
     }
+}
+
+/// A request of `rows` rows (or the graph's fixed size) of zeros, `false` and empty strings:
+/// what warms a tensor-signature model's sessions and times its calls.
+fn stand_in(ts: &vane_protocol::TensorInputs, rows: usize) -> Vec<crate::backend::Tensor> {
+    ts.inputs
+        .iter()
+        .map(|spec| {
+            let shape: Vec<usize> = spec
+                .shape
+                .iter()
+                .enumerate()
+                .map(|(i, d)| match (*d, i) {
+                    (d, _) if d >= 0 => d as usize,
+                    (_, 0) if ts.batch => rows,
+                    _ => 1,
+                })
+                .collect();
+            let n: usize = shape.iter().product();
+            let mut data = crate::backend::TensorData::with_capacity(spec.dtype, n);
+            for _ in 0..n {
+                use crate::backend::TensorData as T;
+                match &mut data {
+                    T::F32(v) => v.push(0.0),
+                    T::F64(v) => v.push(0.0),
+                    T::I8(v) => v.push(0),
+                    T::I16(v) => v.push(0),
+                    T::I32(v) => v.push(0),
+                    T::I64(v) => v.push(0),
+                    T::U8(v) => v.push(0),
+                    T::U16(v) => v.push(0),
+                    T::U32(v) => v.push(0),
+                    T::U64(v) => v.push(0),
+                    T::Bool(v) => v.push(false),
+                    T::Str(v) => v.push(String::new()),
+                }
+            }
+            crate::backend::Tensor { data, shape }
+        })
+        .collect()
 }
 
 /// `percent` of the `u64` range.

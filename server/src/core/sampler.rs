@@ -80,9 +80,6 @@ impl AsF32 for String {
         f32::NAN
     }
 }
-fn as_f32<T: AsF32>(x: &T) -> f32 {
-    x.as_f32()
-}
 
 impl SampleSchema {
     /// The schema of a version with `signature` and `outputs`. The score is the first float
@@ -204,7 +201,7 @@ impl SampleSchema {
                         .and_then(|s| c.vocab.get(s))
                         .map_or(f32::NAN, |code| *code as f32),
                     TensorData::Bool(_) => f32::NAN,
-                    data => vane_protocol::each_tensor!(data, v => v.get(i).map_or(f32::NAN, |x| as_f32(x))),
+                    data => vane_protocol::each_tensor!(data, v => v.get(i).map_or(f32::NAN, AsF32::as_f32)),
                 });
                 out.push(v);
             }
