@@ -188,6 +188,8 @@ pub struct DatagenConfig {
     pub drift: Drift,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
+    /// Compression of the Parquet files.
+    pub codec: Codec,
 }
 
 impl DatagenConfig {
@@ -202,6 +204,7 @@ impl DatagenConfig {
             seed: 42,
             drift: Drift::default(),
             row_group_rows: 1 << 20,
+            codec: Codec::default(),
         }
     }
 }
@@ -458,6 +461,37 @@ struct Table {
     rows: u64,
 }
 
+/// A Parquet compression codec (all four are read as well as written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Codec {
+    #[default]
+    Snappy,
+    Zstd,
+    Gzip,
+    Lz4,
+    None,
+}
+
+impl Codec {
+    pub fn compression(self) -> Compression {
+        use parquet::basic::{GzipLevel, ZstdLevel};
+        match self {
+            Codec::Snappy => Compression::SNAPPY,
+            Codec::Zstd => Compression::ZSTD(ZstdLevel::default()),
+            Codec::Gzip => Compression::GZIP(GzipLevel::default()),
+            Codec::Lz4 => Compression::LZ4_RAW,
+            Codec::None => Compression::UNCOMPRESSED,
+        }
+    }
+}
+
+/// How the tables are written.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    row_group_rows: usize,
+    codec: Codec,
+}
+
 /// Rows buffered before a batch goes to the Parquet writer.
 const CHUNK_ROWS: usize = 64 * 1024;
 
@@ -466,7 +500,7 @@ impl Table {
         dir: &Path,
         name: &str,
         fields: &[(&str, DataType)],
-        row_group_rows: usize,
+        layout: Layout,
     ) -> Result<Self, DatagenError> {
         let path = dir.join(name);
         let tmp = dir.join(format!(".{name}.tmp"));
@@ -481,8 +515,8 @@ impl Table {
             source,
         })?;
         let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+            .set_compression(layout.codec.compression())
+            .set_max_row_group_row_count(Some(layout.row_group_rows.max(1)))
             .build();
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|e| {
             DatagenError::Write {
@@ -598,7 +632,7 @@ impl Drop for Table {
     }
 }
 
-fn profile_table(dir: &Path, rg: usize) -> Result<Table, DatagenError> {
+fn profile_table(dir: &Path, rg: Layout) -> Result<Table, DatagenError> {
     Table::create(
         dir,
         "applicant_profile.parquet",
@@ -617,7 +651,7 @@ fn profile_table(dir: &Path, rg: usize) -> Result<Table, DatagenError> {
     )
 }
 
-fn activity_table(dir: &Path, rg: usize) -> Result<Table, DatagenError> {
+fn activity_table(dir: &Path, rg: Layout) -> Result<Table, DatagenError> {
     Table::create(
         dir,
         "credit_activity.parquet",
@@ -638,7 +672,7 @@ fn activity_table(dir: &Path, rg: usize) -> Result<Table, DatagenError> {
     )
 }
 
-fn applications_table(dir: &Path, rg: usize) -> Result<Table, DatagenError> {
+fn applications_table(dir: &Path, rg: Layout) -> Result<Table, DatagenError> {
     Table::create(
         dir,
         "applications.parquet",
@@ -1053,7 +1087,10 @@ pub fn generate(cfg: &DatagenConfig) -> Result<DatagenSummary, DatagenError> {
     }
     let m = cfg.applications as u128;
 
-    let rg = cfg.row_group_rows;
+    let rg = Layout {
+        row_group_rows: cfg.row_group_rows,
+        codec: cfg.codec,
+    };
     let mut profile = profile_table(&cfg.out, rg)?;
     let mut activity = activity_table(&cfg.out, rg)?;
     let mut apps = applications_table(&cfg.out, rg)?;

@@ -309,6 +309,19 @@ fn reader_err(path: &std::path::Path, e: impl fmt::Display) -> FeatureError {
 }
 
 /// Opens the view's source, projected to `columns`.
+/// Column `name` of a projected batch.
+fn by_name<'a>(
+    batch: &'a arrow_array::RecordBatch,
+    name: &str,
+    path: &std::path::Path,
+) -> Result<&'a ArrayRef, FeatureError> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| reader_err(path, format!("no column {name:?} in the projected batch")))
+}
+
+/// Opens a view's source for `columns`. The batches hold them in the file's order: read
+/// them with [`by_name`].
 fn open_source(
     path: &std::path::Path,
     columns: &[&str],
@@ -376,11 +389,15 @@ fn materialize_view(
     let (mut scanned, mut rows) = (0u64, 0u64);
     for batch in reader {
         let batch = batch.map_err(|e| reader_err(&path, e))?;
-        let keys = int64_column(batch.column(0), &at(&view.join_key))?;
+        // By name: a projection keeps the file's column order, not the order asked for.
+        let keys = int64_column(by_name(&batch, &view.join_key, &path)?, &at(&view.join_key))?;
         let keys = keys.as_primitive::<Int64Type>();
-        let ts = timestamps_us(batch.column(1).as_ref(), &at(&view.timestamp_field))?;
+        let ts = timestamps_us(
+            by_name(&batch, &view.timestamp_field, &path)?.as_ref(),
+            &at(&view.timestamp_field),
+        )?;
         let created = match &view.created_timestamp_field {
-            Some(c) => Some(timestamps_us(batch.column(2).as_ref(), &at(c))?),
+            Some(c) => Some(timestamps_us(by_name(&batch, c, &path)?.as_ref(), &at(c))?),
             None => None,
         };
         for i in 0..batch.num_rows() {
@@ -434,8 +451,7 @@ fn materialize_view(
                 let cols: Vec<ArrayRef> = view
                     .fields
                     .iter()
-                    .enumerate()
-                    .map(|(j, f)| field_column(batch.column(j), f.dtype, &at(&f.name)))
+                    .map(|f| field_column(by_name(&batch, &f.name, &path)?, f.dtype, &at(&f.name)))
                     .collect::<Result<_, _>>()?;
                 while w < winners.len() && winners[w].0 < offset + n {
                     let (g, k, t) = winners[w];

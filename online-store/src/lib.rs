@@ -140,6 +140,14 @@ pub enum Lookup {
     OutsideMaxAge(FeatureRow),
 }
 
+/// A TTL in seconds as microseconds, saturating: a TTL too large for i64 means "never stale",
+/// not a negative age limit that makes every row stale.
+pub fn ttl_us(ttl_s: u64) -> i64 {
+    i64::try_from(ttl_s)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1_000_000)
+}
+
 /// Batched read with TTL staleness checked against `now_us`.
 pub fn lookup(
     store: &dyn OnlineStore,
@@ -153,11 +161,8 @@ pub fn lookup(
         .into_iter()
         .map(|r| match r {
             None => Lookup::NotFound,
-            Some(row) => match ttl_s {
-                Some(ttl)
-                    if now_us.saturating_sub(row.event_ts_us)
-                        > (ttl as i64).saturating_mul(1_000_000) =>
-                {
+            Some(row) => match ttl_s.map(ttl_us) {
+                Some(ttl) if now_us.saturating_sub(row.event_ts_us) > ttl => {
                     Lookup::OutsideMaxAge(row)
                 }
                 _ => Lookup::Present(row),
@@ -173,5 +178,41 @@ impl fmt::Display for Value {
             Value::Num(x) => write!(f, "{x}"),
             Value::Str(s) => write!(f, "{s:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_arithmetic_saturates() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path().join("s.redb").to_str().unwrap()).unwrap();
+        store
+            .write_schema(
+                "v",
+                &[StoredField {
+                    name: "x".into(),
+                    kind: "NUMERIC".into(),
+                }],
+            )
+            .unwrap();
+        let row = FeatureRow {
+            event_ts_us: 0,
+            values: vec![Value::Num(1.0)],
+        };
+        store.write_batch("v", &[(7, row)]).unwrap();
+        let now = 10 * 86_400 * 1_000_000;
+        let at = |ttl| lookup(&*store, "v", &[7], ttl, now).unwrap().remove(0);
+        // A TTL past i64 microseconds is "never stale", not a negative limit.
+        assert!(matches!(at(Some(u64::MAX)), Lookup::Present(_)));
+        assert!(matches!(
+            at(Some(i64::MAX as u64 / 1000)),
+            Lookup::Present(_)
+        ));
+        assert!(matches!(at(None), Lookup::Present(_)));
+        assert!(matches!(at(Some(86_400)), Lookup::OutsideMaxAge(_)));
+        assert_eq!(ttl_us(u64::MAX), i64::MAX);
     }
 }

@@ -141,11 +141,7 @@ impl FeatureView {
 
     /// The TTL in microseconds (saturating).
     pub fn ttl_us(&self) -> Option<i64> {
-        self.ttl_s.map(|s| {
-            i64::try_from(s)
-                .unwrap_or(i64::MAX)
-                .saturating_mul(1_000_000)
-        })
+        self.ttl_s.map(crate::ttl_us)
     }
 
     /// The field layout written to the online store beside the rows.

@@ -821,6 +821,85 @@ impl MlflowRegistry {
     }
 }
 
+/// What a publish logs to its MLflow run: every number (and boolean, as 0/1) of `metrics`
+/// under its dotted path (`models.lr.test.auc`), a list of numbers as a metric history (step =
+/// position: per-round curves); every scalar of `lineage` as a param (lists of scalars joined
+/// with commas, values cut to MLflow's 6 000 characters). Keys MLflow refuses are skipped.
+fn run_record(metrics: &Value, lineage: &Value, now_ms: u64) -> (Vec<Value>, Vec<Value>) {
+    fn walk<'a>(prefix: &str, v: &'a Value, out: &mut Vec<(String, &'a Value)>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            _ if !prefix.is_empty() => out.push((prefix.to_string(), v)),
+            _ => {}
+        }
+    }
+    let valid = |k: &str| {
+        !k.is_empty()
+            && k.len() <= 250
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-. /".contains(&b))
+    };
+    let number = |v: &Value| match v {
+        Value::Number(n) => n.as_f64(),
+        Value::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    };
+    let mut leaves = Vec::new();
+    walk("", metrics, &mut leaves);
+    let mut out_metrics = Vec::new();
+    for (key, v) in leaves.iter().filter(|(k, _)| valid(k)) {
+        match v {
+            Value::Array(items) => {
+                for (step, x) in items.iter().enumerate() {
+                    if let Some(x) = number(x) {
+                        out_metrics.push(
+                            json!({"key": key, "value": x, "timestamp": now_ms, "step": step}),
+                        );
+                    }
+                }
+            }
+            v => {
+                if let Some(x) = number(v) {
+                    out_metrics
+                        .push(json!({"key": key, "value": x, "timestamp": now_ms, "step": 0}));
+                }
+            }
+        }
+    }
+    let scalar = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+        _ => None,
+    };
+    let mut leaves = Vec::new();
+    walk("", lineage, &mut leaves);
+    let params = leaves
+        .iter()
+        .filter(|(k, _)| valid(k))
+        .filter_map(|(key, v)| {
+            let text = match v {
+                Value::Array(items) => {
+                    let parts: Option<Vec<String>> = items.iter().map(scalar).collect();
+                    parts?.join(",")
+                }
+                v => scalar(v)?,
+            };
+            let text: String = text.chars().take(6000).collect();
+            Some(json!({"key": key, "value": text}))
+        })
+        .collect();
+    (out_metrics, params)
+}
+
 /// The `data` file of the `onnx` flavor in an `MLmodel` file (YAML), read line by line:
 /// `flavors:` → `onnx:` one level in → `data: <file>` one level further.
 fn onnx_flavor_data(mlmodel: &str) -> Option<String> {
@@ -891,23 +970,12 @@ impl RegistryWriter for MlflowRegistry {
         for (name, bytes) in &req.files {
             self.put_artifact(&format!("{dir}/{name}"), bytes)?;
         }
-        // Numeric metrics also go to the run, for MLflow's UI (the manifest keeps them all).
-        let metrics: Vec<Value> = req
-            .metrics
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter(|(k, _)| {
-                k.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_-. /".contains(&b))
-            })
-            .filter_map(|(k, v)| {
-                v.as_f64()
-                    .map(|x| json!({"key": k, "value": x, "timestamp": now_ms, "step": 0}))
-            })
-            .collect();
-        if !metrics.is_empty() {
-            let body = json!({"run_id": run_id, "metrics": metrics});
+        // The metrics and the lineage also go to the run, for MLflow's UI and API (the
+        // manifest keeps them as they are).
+        let (metrics, params) = run_record(&req.metrics, &req.lineage, now_ms);
+        // MLflow takes at most 1 000 metrics and 100 params per batch.
+        for chunk in metrics.chunks(1000) {
+            let body = json!({"run_id": run_id, "metrics": chunk});
             self.call_ok(
                 "POST",
                 "runs/log-batch",
@@ -915,6 +983,17 @@ impl RegistryWriter for MlflowRegistry {
                 Some(&body),
                 Idempotent::Yes,
                 "run metrics",
+            )?;
+        }
+        for chunk in params.chunks(100) {
+            let body = json!({"run_id": run_id, "params": chunk});
+            self.call_ok(
+                "POST",
+                "runs/log-batch",
+                &[],
+                Some(&body),
+                Idempotent::Yes,
+                "run params",
             )?;
         }
         let what = format!("model {model:?}");
@@ -1046,7 +1125,38 @@ impl RegistryWriter for MlflowRegistry {
 
 #[cfg(test)]
 mod tests {
-    use super::onnx_flavor_data;
+    use super::{onnx_flavor_data, run_record};
+    use serde_json::json;
+
+    #[test]
+    fn nested_metrics_and_lineage_reach_the_run() {
+        let metrics = json!({
+            "published": "gbdt",
+            "test": {"auc": 0.75},
+            "models": {"gbdt": {"details": {"converged": true, "valid_log_loss_curve": [0.6, 0.5, 0.45]}}},
+        });
+        let lineage = json!({"seed": 42, "features": ["a", "b"], "params": {"lr": {"l2": 0.001}}, "bad key!": 1});
+        let (m, p) = run_record(&metrics, &lineage, 7);
+        let find = |key: &str| m.iter().filter(|x| x["key"] == key).collect::<Vec<_>>();
+        assert_eq!(find("test.auc")[0]["value"], 0.75);
+        assert_eq!(find("models.gbdt.details.converged")[0]["value"], 1.0);
+        let curve = find("models.gbdt.details.valid_log_loss_curve");
+        assert_eq!(curve.len(), 3);
+        assert_eq!(
+            (curve[2]["step"].clone(), curve[2]["value"].clone()),
+            (json!(2), json!(0.45))
+        );
+        assert!(find("published").is_empty(), "strings are not metrics");
+        let param = |key: &str| {
+            p.iter()
+                .find(|x| x["key"] == key)
+                .map(|x| x["value"].clone())
+        };
+        assert_eq!(param("seed"), Some(json!("42")));
+        assert_eq!(param("features"), Some(json!("a,b")));
+        assert_eq!(param("params.lr.l2"), Some(json!("0.001")));
+        assert_eq!(param("bad key!"), None);
+    }
 
     #[test]
     fn the_onnx_flavor_names_its_file() {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use vane_models::datagen::{DatagenConfig, Drift, generate};
+use vane_models::datagen::{Codec, DatagenConfig, Drift, generate};
 use vane_models::timeutil::parse_rfc3339;
 
 /// Arguments of `vane-models datagen`.
@@ -31,6 +31,9 @@ pub struct Args {
     /// Rows per Parquet row group.
     #[arg(long, env = "VANE_DATAGEN_ROW_GROUP_ROWS", default_value_t = 1 << 20)]
     pub row_group_rows: usize,
+    /// Parquet compression.
+    #[arg(long, env = "VANE_DATAGEN_COMPRESSION", value_enum, default_value_t = Codec::Snappy)]
+    pub compression: Codec,
     /// Shift a numeric feature by a fraction of its reference mean: `annual_income=-0.2`
     /// (repeatable).
     #[arg(long, value_parser = Drift::parse_numeric)]
@@ -69,6 +72,7 @@ impl Args {
                 unseen: self.drift_unseen.clone(),
             },
             row_group_rows: self.row_group_rows,
+            codec: self.compression,
         }
     }
 }

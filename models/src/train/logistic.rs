@@ -17,7 +17,7 @@ use crate::onnx::{Column, LogisticRegression, Preprocess};
 #[serde(default)]
 pub struct LrParams {
     /// L2 penalty on the weights (per row: the objective is the mean log-loss plus
-    /// `l2/2 · ‖w‖²`).
+    /// `l2/2 · ‖w‖²`; at least 1e-9, which keeps collinear one-hot blocks identified).
     pub l2: f64,
     /// Newton iterations at most.
     pub max_iter: usize,
@@ -229,7 +229,10 @@ pub(crate) fn fit(
     };
     let d = fit.design(rows, f);
     let p = width + 1;
-    let penalty = params.l2 * n as f64;
+    // A floor on the penalty: a categorical without nulls one-hot encodes to columns that sum
+    // to the intercept's, so with l2 = 0 the Hessian is singular and Newton wanders along
+    // that direction without converging. 1e-9 pins it at no visible cost to the fit.
+    let penalty = params.l2.max(MIN_L2) * n as f64;
     let mut beta = vec![0.0f64; p];
     // Start at the base rate's log-odds.
     let rate = y.iter().map(|v| *v as f64).sum::<f64>() / n as f64;
@@ -294,12 +297,25 @@ pub(crate) fn fit(
         }
         let moved = step.iter().map(|s| (t * s).abs()).fold(0.0, f64::max);
         let scale = 1.0 + next.iter().map(|b| b.abs()).fold(0.0, f64::max);
-        let improved = value <= current;
-        if improved {
-            beta = next;
-            current = value;
+        if value > current {
+            // No step length lowers the objective. At the optimum (to rounding) that is
+            // convergence; anywhere else the Newton direction is wrong, and the fit is not a
+            // model: say so rather than report it converged.
+            let decrement: f64 = grad.iter().zip(&step).map(|(g, s)| g * s).sum();
+            if decrement.abs() <= 1e-9 * (1.0 + current.abs()) {
+                fit.converged = true;
+                break;
+            }
+            return Err(TrainError::Invalid(format!(
+                "logistic regression: the line search found no lower objective at iteration {} \
+                 (Newton decrement {decrement:.3e}); the Hessian is near singular (collinear \
+                 features?): set --l2 > 0 or drop the collinear features",
+                it + 1
+            )));
         }
-        if moved <= params.tol * scale || !improved {
+        beta = next;
+        current = value;
+        if moved <= params.tol * scale {
             fit.converged = true;
             break;
         }
@@ -315,6 +331,9 @@ pub(crate) fn fit(
     }
     Ok(fit)
 }
+
+/// The smallest L2 penalty a fit uses (see `fit`).
+const MIN_L2: f64 = 1e-9;
 
 /// Solves `H x = g` for symmetric positive definite `H` given by its upper triangle
 /// (row-major `p × p`, overwritten by the Cholesky factor). `None` if not positive definite.
@@ -358,6 +377,42 @@ fn solve_spd(h: &mut [f64], g: &[f64], p: usize) -> Option<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unregularized_collinear_fit_converges_or_says_why() {
+        // One-hot of a categorical without nulls sums to the intercept's column: with l2 = 0
+        // the Hessian is singular. The fit must converge (the penalty floor picks one of the
+        // equivalent solutions) or fail with a clear error, never return a model it calls
+        // converged after a failed line search, nor a silently unconverged one.
+        let mut r = crate::rng::SplitMix64::new(9);
+        let n = 5_000;
+        let (mut rows, mut y) = (Vec::with_capacity(2 * n), Vec::with_capacity(n));
+        for _ in 0..n {
+            let x = r.normal() as f32;
+            let c = r.below(4) as f32;
+            let z = 0.8 * x as f64 + [0.0, 1.0, -1.0, 0.5][c as usize];
+            y.push(u8::from(r.unit() < sigmoid(z)));
+            rows.push(x);
+            rows.push(c);
+        }
+        let inputs = [Input::Numeric, Input::Categorical { cardinality: 4 }];
+        let params = LrParams {
+            l2: 0.0,
+            ..LrParams::default()
+        };
+        match fit(&rows, &y, &inputs, &params) {
+            Ok(f) => {
+                assert!(f.converged, "returned a model that did not converge");
+                // The identified quantities are right: the slope and the contrasts.
+                let Column::Numeric { scale, .. } = f.preprocess.columns[0] else {
+                    panic!()
+                };
+                assert!((f.coef[0] / scale as f64 - 0.8).abs() < 0.1);
+                assert!(((f.coef[2] - f.coef[1]) - 1.0).abs() < 0.2);
+            }
+            Err(e) => assert!(e.to_string().contains("l2"), "{e}"),
+        }
+    }
 
     #[test]
     fn cholesky_solves_a_known_system() {

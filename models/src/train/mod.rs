@@ -672,6 +672,13 @@ pub fn train(batches: &[RecordBatch], spec: &TrainSpec) -> Result<TrainReport, T
             })
             .collect();
         let fit = logistic::fit(&x_train, &y_train, &inputs, &spec.lr)?;
+        if !fit.converged {
+            // Recorded as `converged: false` in the metrics too; never silent.
+            eprintln!(
+                "warning: logistic regression did not converge in {} iterations (try a larger --l2)",
+                fit.iterations
+            );
+        }
         let details = json!({
             "iterations": fit.iterations,
             "converged": fit.converged,
@@ -697,6 +704,8 @@ pub fn train(batches: &[RecordBatch], spec: &TrainSpec) -> Result<TrainReport, T
             "rounds": fit.rounds,
             "leaves": fit.trees.iter().map(|t| t.nodes.len().div_ceil(2)).sum::<usize>(),
             "best_valid_log_loss": fit.valid_curve.get(fit.trees.len().saturating_sub(1)),
+            // Per boosting round: MLflow shows it as a metric history.
+            "valid_log_loss_curve": fit.valid_curve,
         });
         let model = fit.to_model().into();
         Some(finish(

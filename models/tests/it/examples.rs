@@ -74,7 +74,16 @@ fn write_example_registry_publishes_verifiable_champions() {
     for ((name, version), ex) in published.iter().zip(credit::example_models()) {
         assert_eq!(*version, 1);
         let v = reg.fetch(name, *version).unwrap();
-        assert_eq!(v.signature, credit::signature());
+        // Publish completed the trainer's feature signature with the graph's.
+        let graph = v.signature.graph.clone().expect("graph read from model.onnx");
+        assert_eq!(graph.inputs[0].shape, [-1, credit::N_FEATURES as i64]);
+        assert_eq!(
+            vane_registry::Signature {
+                graph: None,
+                ..v.signature
+            },
+            credit::signature()
+        );
         assert_eq!(v.model_bytes, ex.model.to_onnx());
         assert_eq!(v.manifest.lineage["model_kind"], ex.model.kind());
         assert!(v.manifest.metrics["mean_probability"].as_f64().unwrap() > 0.0);

@@ -667,3 +667,103 @@ fn materialize_writes_into_an_embedded_store_another_process_has_open() {
     let want = latest(&source_rows(&repo, "credit_activity"), i64::MIN, i64::MAX);
     assert_store_holds(&*store, "credit_activity", &want, &all_ids());
 }
+
+/// A copy of the shared world whose Parquet files hold their columns in reverse order (as a
+/// Spark or pandas export may), with the same `features.toml`.
+fn reversed_world() -> tempfile::TempDir {
+    use parquet::arrow::ArrowWriter;
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(world()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_owned();
+        if path.extension().is_some_and(|e| e == "parquet") {
+            let t = read_parquet_table(&path, None).unwrap();
+            let order: Vec<usize> = (0..t.num_columns()).rev().collect();
+            let reversed = t.project(&order).unwrap();
+            let file = std::fs::File::create(dir.path().join(&name)).unwrap();
+            let mut w = ArrowWriter::try_new(file, reversed.schema(), None).unwrap();
+            w.write(&reversed).unwrap();
+            w.close().unwrap();
+        } else if path.is_file() {
+            std::fs::copy(&path, dir.path().join(&name)).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn materialize_and_join_read_columns_by_name_whatever_their_order_in_the_file() {
+    let copy = reversed_world();
+    let repo_r = FeatureRepo::load(copy.path().join("features.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path().join("online.redb").to_str().unwrap()).unwrap();
+    materialize(&repo_r, &*store, &opts(AFTER)).unwrap();
+    // The values the original (TOML-ordered) files hold, read independently by name.
+    for view in ["applicant_profile", "credit_activity"] {
+        let want = latest(&source_rows(&repo(), view), i64::MIN, i64::MAX);
+        assert_store_holds(&*store, view, &want, &all_ids());
+    }
+    // The point-in-time join gives the same table from either layout.
+    let join = |repo: &FeatureRepo, apps: &Path| {
+        let apps = read_parquet_table(apps, None).unwrap();
+        let apps = apps
+            .project(
+                &["application_id", "applicant_id", "event_timestamp"]
+                    .map(|c| apps.schema().index_of(c).unwrap()),
+            )
+            .unwrap();
+        let features = repo.service_features("credit_risk_v1").unwrap().to_vec();
+        OfflineStore::load(repo, &features)
+            .unwrap()
+            .get_historical_features_with(&apps, &features, &PitOptions::default())
+            .unwrap()
+    };
+    let a = join(&repo(), &world().join("applications.parquet"));
+    let b = join(&repo_r, &copy.path().join("applications.parquet"));
+    assert_eq!(a.schema(), b.schema());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn every_parquet_codec_is_written_and_read_alike() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use vane_models::datagen::Codec;
+    for (codec, name) in [
+        (Codec::Zstd, "ZSTD"),
+        (Codec::Gzip, "GZIP"),
+        (Codec::Lz4, "LZ4_RAW"),
+        (Codec::None, "UNCOMPRESSED"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        generate(&DatagenConfig {
+            codec,
+            ..config(dir.path(), 11)
+        })
+        .unwrap();
+        for f in [
+            "applicant_profile.parquet",
+            "credit_activity.parquet",
+            "applications.parquet",
+        ] {
+            // Written with that codec…
+            let file = std::fs::File::open(dir.path().join(f)).unwrap();
+            let meta = SerializedFileReader::new(file).unwrap().metadata().clone();
+            let written = meta.row_group(0).column(0).compression().to_string();
+            assert!(written.starts_with(name), "{f}: {written} for {codec:?}");
+            // …and read back as the same table as the snappy original.
+            let a = read_parquet_table(&world().join(f), None).unwrap();
+            let b = read_parquet_table(&dir.path().join(f), None).unwrap();
+            assert_eq!(a, b, "{f} with {codec:?}");
+        }
+        // Materialize reads it too.
+        let repo = FeatureRepo::load(dir.path().join("features.toml")).unwrap();
+        let store = open_store(dir.path().join("online.redb").to_str().unwrap()).unwrap();
+        materialize(&repo, &*store, &opts(AFTER)).unwrap();
+        let want = latest(
+            &source_rows(&self::repo(), "credit_activity"),
+            i64::MIN,
+            i64::MAX,
+        );
+        assert_store_holds(&*store, "credit_activity", &want, &all_ids());
+    }
+}

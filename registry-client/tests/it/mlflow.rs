@@ -409,3 +409,127 @@ fn mlflow_unreachable_after_retries() {
         }
     }
 }
+
+/// GET `path` on the MLflow server, parsed as JSON.
+fn get_json(port: u16, path: &str) -> Value {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    let head_end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&answer[..head_end]).to_string();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let mut body = answer[head_end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        // De-chunk: size line, data, CRLF, … until 0.
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16)
+                    .unwrap();
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+            rest = &rest[line_end + 2 + size + 2..];
+        }
+        body = out;
+    }
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[test]
+fn a_published_runs_metrics_params_and_histories_read_back_through_mlflow() {
+    let Some(mlflow) = find_on_path("mlflow") else {
+        assert_ne!(
+            std::env::var("VANE_REQUIRE_MLFLOW").as_deref(),
+            Ok("1"),
+            "mlflow not on PATH"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let server = match MlflowServer::start(&mlflow, tmp.path()) {
+        Ok(server) => server,
+        Err(None) => return,
+        Err(Some(failure)) => panic!("{failure}"),
+    };
+    let reg = MlflowRegistry::new(&server.spec(), &opts(&tmp.path().join("cache"))).unwrap();
+    // Shaped like `vane-models train`'s metrics.json and lineage: nested, with a curve.
+    let mut req = request("credit", 1);
+    req.metrics = serde_json::json!({
+        "published": "gbdt",
+        "test": {"auc": 0.81, "ks": 0.47},
+        "models": {
+            "lr": {"valid": {"auc": 0.78}, "details": {"converged": true, "iterations": 7}},
+            "gbdt": {"valid": {"auc": 0.8}, "details": {"valid_log_loss_curve": [0.61, 0.52, 0.49]}},
+        },
+    });
+    req.lineage = serde_json::json!({
+        "seed": 42,
+        "label": "default_12m",
+        "features": ["annual_income", "purpose"],
+        "params": {"model_type": "both", "lr": {"l2": 0.001}, "gbdt": {"max_depth": 4}},
+        "data": {"sha256": "ab12"},
+    });
+    let v = reg.publish(&req).unwrap();
+    let mv = get_json(
+        server.port,
+        &format!("/api/2.0/mlflow/model-versions/get?name=credit&version={v}"),
+    );
+    let run_id = mv["model_version"]["run_id"].as_str().unwrap().to_string();
+    let run = get_json(
+        server.port,
+        &format!("/api/2.0/mlflow/runs/get?run_id={run_id}"),
+    );
+    let data = &run["run"]["data"];
+    let metric = |key: &str| {
+        data["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["key"] == key)
+            .map(|m| m["value"].as_f64().unwrap())
+    };
+    assert_eq!(metric("test.auc"), Some(0.81));
+    assert_eq!(metric("models.lr.valid.auc"), Some(0.78));
+    assert_eq!(metric("models.lr.details.converged"), Some(1.0));
+    let param = |key: &str| {
+        data["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["key"] == key)
+            .map(|p| p["value"].as_str().unwrap().to_string())
+    };
+    assert_eq!(param("seed").as_deref(), Some("42"));
+    assert_eq!(param("params.lr.l2").as_deref(), Some("0.001"));
+    assert_eq!(param("params.gbdt.max_depth").as_deref(), Some("4"));
+    assert_eq!(param("features").as_deref(), Some("annual_income,purpose"));
+    assert_eq!(param("data.sha256").as_deref(), Some("ab12"));
+    let history = get_json(
+        server.port,
+        &format!(
+            "/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=models.gbdt.details.valid_log_loss_curve"
+        ),
+    );
+    let mut steps: Vec<(i64, f64)> = history["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["step"].as_i64().unwrap_or(0),
+                m["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    steps.sort_by_key(|s| s.0);
+    assert_eq!(steps, [(0, 0.61), (1, 0.52), (2, 0.49)]);
+}
