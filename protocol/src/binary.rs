@@ -45,35 +45,44 @@ pub(crate) fn read(
                 put(Val::Bool(*b != 0))?;
             }
         }
-        "BYTES" => {
-            let mut rest = bytes;
-            let mut i = 0;
-            while !rest.is_empty() {
-                let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-                    return Err(bad(format!(
-                        "input {name:?}: truncated BYTES length prefix"
-                    )));
-                };
-                let n = u32::from_le_bytes(*len) as usize;
-                if n > tail.len() {
-                    return Err(bad(format!(
-                        "input {name:?}: BYTES element {i} claims {n} bytes, {} left",
-                        tail.len()
-                    )));
-                }
-                let s = std::str::from_utf8(&tail[..n])
-                    .map_err(|_| bad(format!("input {name:?}: BYTES element {i} is not UTF-8")))?;
-                check_string(s)?;
-                put(Val::Str(s))?;
-                rest = &tail[n..];
-                i += 1;
-            }
-        }
+        "BYTES" => strings(name, bytes, |s| put(Val::Str(s)))?,
         other => {
             return Err(bad(format!(
                 "input {name:?}: datatype {other:?} is not supported in binary form"
             )));
         }
+    }
+    Ok(())
+}
+
+/// The elements of a raw `BYTES` tensor (each a 4-byte little-endian length, then UTF-8),
+/// each checked against [`crate::MAX_STRING_BYTES`].
+pub(crate) fn strings(
+    name: &str,
+    bytes: &[u8],
+    mut each: impl FnMut(&str) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let mut rest = bytes;
+    let mut i = 0;
+    while !rest.is_empty() {
+        let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+            return Err(bad(format!(
+                "input {name:?}: truncated BYTES length prefix"
+            )));
+        };
+        let n = u32::from_le_bytes(*len) as usize;
+        if n > tail.len() {
+            return Err(bad(format!(
+                "input {name:?}: BYTES element {i} claims {n} bytes, {} left",
+                tail.len()
+            )));
+        }
+        let s = std::str::from_utf8(&tail[..n])
+            .map_err(|_| bad(format!("input {name:?}: BYTES element {i} is not UTF-8")))?;
+        check_string(s)?;
+        each(s)?;
+        rest = &tail[n..];
+        i += 1;
     }
     Ok(())
 }

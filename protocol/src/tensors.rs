@@ -488,27 +488,10 @@ fn read_binary(spec: &InputSpec, bytes: &[u8]) -> Result<TensorData, DecodeError
         DType::Bool => TensorData::Bool(bytes.iter().map(|b| *b != 0).collect()),
         DType::Str => {
             let mut out = Vec::new();
-            let mut rest = bytes;
-            while !rest.is_empty() {
-                let i = out.len();
-                let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-                    return Err(bad(format!(
-                        "input {name:?}: truncated BYTES length prefix"
-                    )));
-                };
-                let n = u32::from_le_bytes(*len) as usize;
-                if n > tail.len() {
-                    return Err(bad(format!(
-                        "input {name:?}: BYTES element {i} claims {n} bytes, {} left",
-                        tail.len()
-                    )));
-                }
-                let s = std::str::from_utf8(&tail[..n])
-                    .map_err(|_| bad(format!("input {name:?}: BYTES element {i} is not UTF-8")))?;
-                check_string(s)?;
+            crate::binary::strings(name, bytes, |s| {
                 out.push(s.to_owned());
-                rest = &tail[n..];
-            }
+                Ok(())
+            })?;
             TensorData::Str(out)
         }
     })

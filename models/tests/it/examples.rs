@@ -75,7 +75,11 @@ fn write_example_registry_publishes_verifiable_champions() {
         assert_eq!(*version, 1);
         let v = reg.fetch(name, *version).unwrap();
         // Publish completed the trainer's feature signature with the graph's.
-        let graph = v.signature.graph.clone().expect("graph read from model.onnx");
+        let graph = v
+            .signature
+            .graph
+            .clone()
+            .expect("graph read from model.onnx");
         assert_eq!(graph.inputs[0].shape, [-1, credit::N_FEATURES as i64]);
         assert_eq!(
             vane_registry::Signature {

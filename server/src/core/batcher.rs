@@ -716,14 +716,7 @@ fn execute(
         Ok(outputs) if batch.len() == 1 => {
             // A job alone in its batch owns the outputs: moved, not sliced and copied.
             if let Some(j) = batch.pop() {
-                let _ = j.reply.send(Ok(JobOutput {
-                    outputs,
-                    queue: started.saturating_duration_since(j.enqueued),
-                    compute,
-                    batch_rows: rows,
-                    input: j.input,
-                    tensors: Vec::new(),
-                }));
+                reply(j, Ok(outputs), started, compute, rows);
             }
         }
         Ok(outputs) => {
@@ -731,14 +724,7 @@ fn execute(
             for j in batch.drain(..) {
                 let own = slice_rows(ctx, &outputs, offset, j.rows);
                 offset += j.rows;
-                let _ = j.reply.send(Ok(JobOutput {
-                    outputs: own,
-                    queue: started.saturating_duration_since(j.enqueued),
-                    compute,
-                    batch_rows: rows,
-                    input: j.input,
-                    tensors: Vec::new(),
-                }));
+                reply(j, Ok(own), started, compute, rows);
             }
         }
         Err(e) if batch.len() == 1 => {
@@ -752,19 +738,32 @@ fn execute(
                 let r = run_guarded(ctx, session, &j.input, j.rows);
                 let compute = t0.elapsed();
                 ctx.observer.batch_done(1, j.rows, compute);
-                let _ = j
-                    .reply
-                    .send(r.map_err(JobError::Backend).map(|outputs| JobOutput {
-                        outputs,
-                        queue: started.saturating_duration_since(j.enqueued),
-                        compute,
-                        batch_rows: j.rows,
-                        input: j.input,
-                        tensors: Vec::new(),
-                    }));
+                let rows = j.rows;
+                reply(j, r, started, compute, rows);
             }
         }
     }
+}
+
+/// Sends a job its answer, with its timings, handing its input back.
+fn reply(
+    j: Job,
+    result: Result<Vec<Output>, BackendError>,
+    started: Instant,
+    compute: Duration,
+    batch_rows: usize,
+) {
+    let queue = started.saturating_duration_since(j.enqueued);
+    let _ = j
+        .reply
+        .send(result.map_err(JobError::Backend).map(|outputs| JobOutput {
+            outputs,
+            queue,
+            compute,
+            batch_rows,
+            input: j.input,
+            tensors: j.tensors,
+        }));
 }
 
 /// [`execute`] for tensor-signature models: the jobs' inputs are concatenated along
@@ -788,14 +787,7 @@ fn execute_tensors(
         if let Ok(per_job) = split {
             ctx.observer.batch_done(batch.len(), rows, compute);
             for (j, outputs) in batch.drain(..).zip(per_job) {
-                let _ = j.reply.send(Ok(JobOutput {
-                    outputs,
-                    queue: started.saturating_duration_since(j.enqueued),
-                    compute,
-                    batch_rows: rows,
-                    input: j.input,
-                    tensors: j.tensors,
-                }));
+                reply(j, Ok(outputs), started, compute, rows);
             }
             return;
         }
@@ -805,16 +797,8 @@ fn execute_tensors(
         let r = run_tensors(ctx, session, &j.tensors);
         let compute = t0.elapsed();
         ctx.observer.batch_done(1, j.rows, compute);
-        let _ = j
-            .reply
-            .send(r.map_err(JobError::Backend).map(|outputs| JobOutput {
-                outputs,
-                queue: started.saturating_duration_since(j.enqueued),
-                compute,
-                batch_rows: j.rows,
-                input: j.input,
-                tensors: j.tensors,
-            }));
+        let rows = j.rows;
+        reply(j, r, started, compute, rows);
     }
 }
 
