@@ -98,6 +98,92 @@ impl Core {
         self
     }
 
+    /// Reads stored features as Feast's `get-online-features` does: for each requested
+    /// `view:field` and entity, the value and its status. A view's TTL is the one the served
+    /// models' online specs give it (none when no model reads it).
+    pub async fn read_features(
+        &self,
+        features: &[(String, String)],
+        ids: Vec<i64>,
+    ) -> Result<Vec<FeatureColumn>, ApiError> {
+        let fill = self.online.as_ref().ok_or_else(|| {
+            ApiError::NotFound("this server has no online store (--online-store)".into())
+        })?;
+        let table = self.models.load();
+        let ttl_of = |view: &str| {
+            table
+                .all()
+                .filter_map(|m| m.schema.signature.online.as_ref())
+                .flat_map(|o| &o.views)
+                .find(|v| v.name == view)
+                .and_then(|v| v.ttl_s)
+        };
+        let mut views: Vec<(String, Option<u64>)> = Vec::new();
+        for (view, _) in features {
+            if !views.iter().any(|(v, _)| v == view) {
+                views.push((view.clone(), ttl_of(view)));
+            }
+        }
+        let n = ids.len();
+        let found = fill.lookup(views.clone(), ids).await?;
+        let mut out = Vec::with_capacity(features.len());
+        for (view, field) in features {
+            let ix = views
+                .iter()
+                .position(|(v, _)| v == view)
+                .unwrap_or_default();
+            let (fields, rows) = &found[ix];
+            let col = fields
+                .iter()
+                .position(|f| f.name == *field)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "online view {view:?} has no feature {field:?}; it has {}",
+                        fields
+                            .iter()
+                            .map(|f| f.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+            let mut column = FeatureColumn {
+                values: Vec::with_capacity(n),
+                statuses: Vec::with_capacity(n),
+                event_ts_us: Vec::with_capacity(n),
+            };
+            for lookup in rows {
+                let (value, status, ts) = match lookup {
+                    vane_online::Lookup::Present(row) => {
+                        let v = row
+                            .values
+                            .get(col)
+                            .cloned()
+                            .unwrap_or(vane_online::Value::Null);
+                        let status = if matches!(v, vane_online::Value::Null) {
+                            FeatureStatus::NullValue
+                        } else {
+                            FeatureStatus::Present
+                        };
+                        (v, status, Some(row.event_ts_us))
+                    }
+                    vane_online::Lookup::OutsideMaxAge(row) => (
+                        vane_online::Value::Null,
+                        FeatureStatus::OutsideMaxAge,
+                        Some(row.event_ts_us),
+                    ),
+                    vane_online::Lookup::NotFound => {
+                        (vane_online::Value::Null, FeatureStatus::NotFound, None)
+                    }
+                };
+                column.values.push(value);
+                column.statuses.push(status);
+                column.event_ts_us.push(ts);
+            }
+            out.push(column);
+        }
+        Ok(out)
+    }
+
     /// The named version, or the champion: what metadata, readiness and stats describe.
     pub fn lookup(&self, model: &str, version: Option<&str>) -> Result<Arc<LoadedModel>, ApiError> {
         let table = self.models.load();
@@ -264,6 +350,38 @@ impl Core {
             outputs: decoded.outputs,
             done,
         })
+    }
+}
+
+/// One requested feature for every requested entity (see [`Core::read_features`]).
+#[derive(Debug)]
+pub struct FeatureColumn {
+    /// Null where the status is not `Present`.
+    pub values: Vec<vane_online::Value>,
+    pub statuses: Vec<FeatureStatus>,
+    /// The stored row's event time, when there is a row.
+    pub event_ts_us: Vec<Option<i64>>,
+}
+
+/// Feast's field statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureStatus {
+    Present,
+    /// A row exists, but its value is null.
+    NullValue,
+    /// The row is older than the view's TTL: the value reads as null.
+    OutsideMaxAge,
+    NotFound,
+}
+
+impl FeatureStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeatureStatus::Present => "PRESENT",
+            FeatureStatus::NullValue => "NULL_VALUE",
+            FeatureStatus::OutsideMaxAge => "OUTSIDE_MAX_AGE",
+            FeatureStatus::NotFound => "NOT_FOUND",
+        }
     }
 }
 

@@ -121,26 +121,13 @@ impl OnlineFill {
         }
     }
 
-    /// Completes an entity-keyed request: reads the model's online views for the request's ids
-    /// (on a bounded set of blocking threads, under `online_timeout`) and fills every value the
-    /// client did not send into `input`. A missing or stale entity is a 404 naming the id; an
-    /// unreachable or slow store is a 503.
-    pub async fn fill(
+    /// For each `(view, ttl)`: its fields and one lookup per id, read on a bounded set of
+    /// blocking threads under `online_timeout` (past it, or with the store down: 503).
+    pub async fn lookup(
         &self,
-        m: &LoadedModel,
-        entities: &EntityRequest,
-        input: &mut [f32],
-    ) -> Result<(), ApiError> {
-        let schema = &m.schema;
-        let Some(spec) = schema.signature.online.as_ref() else {
-            return Ok(());
-        };
-        let views: Vec<(String, Option<u64>)> = spec
-            .views
-            .iter()
-            .map(|v| (v.name.clone(), v.ttl_s))
-            .collect();
-        let ids = entities.ids.clone();
+        views: Vec<(String, Option<u64>)>,
+        ids: Vec<EntityId>,
+    ) -> Result<Vec<ViewLookups>, ApiError> {
         let handle = self.handle.clone();
         let now_us = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -166,13 +153,55 @@ impl OnlineFill {
                 other => ApiError::Internal(other.to_string()),
             })
         };
-        let found = tokio::time::timeout(limit, lookup).await.map_err(|_| {
+        tokio::time::timeout(limit, lookup).await.map_err(|_| {
             ApiError::NotReady(format!(
                 "the online store did not answer within {} ms (online_timeout_ms)",
                 limit.as_millis()
             ))
-        })??;
+        })?
+    }
+
+    /// Completes an entity-keyed request: reads the model's online views for the request's ids
+    /// (on a bounded set of blocking threads, under `online_timeout`) and fills every value the
+    /// client did not send into `input`. A view's row older than its TTL, or no row, gives
+    /// missing values (NaN), as the point-in-time join does for training; an entity with no
+    /// row in any view is a 404 naming the id; an unreachable or slow store is a 503.
+    pub async fn fill(
+        &self,
+        m: &LoadedModel,
+        entities: &EntityRequest,
+        input: &mut [f32],
+    ) -> Result<(), ApiError> {
+        let schema = &m.schema;
+        let Some(spec) = schema.signature.online.as_ref() else {
+            return Ok(());
+        };
+        let views: Vec<(String, Option<u64>)> = spec
+            .views
+            .iter()
+            .map(|v| (v.name.clone(), v.ttl_s))
+            .collect();
+        let found = self.lookup(views, entities.ids.clone()).await?;
         let width = schema.width();
+        // As Feast: a view without a row for the entity, or whose row is older than its TTL,
+        // gives nulls (NaN to the model, as the training join gives); only an entity with no
+        // row in any view is unknown.
+        if let Some(r) = (0..entities.ids.len()).find(|&r| {
+            found
+                .iter()
+                .all(|(_, rows)| matches!(rows[r], Lookup::NotFound))
+        }) {
+            return Err(ApiError::NotFound(format!(
+                "{} {} not found in any online view ({})",
+                spec.entity_key,
+                entities.ids[r],
+                spec.views
+                    .iter()
+                    .map(|v| v.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
         for (view, (fields, rows)) in spec.views.iter().zip(found) {
             let mut cols = Vec::with_capacity(view.features.len());
             for f in &view.features {
@@ -191,28 +220,17 @@ impl OnlineFill {
                 cols.push((col, field));
             }
             for (r, lookup) in rows.iter().enumerate() {
-                let id = entities.ids[r];
                 let row = match lookup {
-                    Lookup::Present(row) => row,
-                    Lookup::NotFound => {
-                        return Err(ApiError::NotFound(format!(
-                            "{} {id} not found in online view {:?}",
-                            spec.entity_key, view.name
-                        )));
-                    }
-                    Lookup::OutsideMaxAge(row) => {
-                        return Err(ApiError::NotFound(format!(
-                            "{} {id}: online view {:?} holds only features older than its TTL (from {} µs since the epoch)",
-                            spec.entity_key, view.name, row.event_ts_us
-                        )));
-                    }
+                    Lookup::Present(row) => Some(row),
+                    // Outside max age / not found: the view's features are null.
+                    Lookup::OutsideMaxAge(_) | Lookup::NotFound => None,
                 };
                 for &(col, field) in &cols {
                     if entities.provided(width, r, col) {
                         continue;
                     }
                     // Stored nulls and categories the model never saw reach it as missing (NaN).
-                    input[r * width + col] = match row.values.get(field) {
+                    input[r * width + col] = match row.and_then(|row| row.values.get(field)) {
                         Some(vane_online::Value::Num(x)) => *x as f32,
                         Some(vane_online::Value::Str(s)) => schema.vocab[col]
                             .as_ref()

@@ -1,10 +1,11 @@
 //! The HTTP transport: the accept loop (connection cap), the routing table, and the small
-//! read-only handlers. Inference goes to the serving core through [`infer`]; repository
-//! commands go to the control plane through [`admin`]; every error becomes a response in
-//! [`response`].
+//! read-only handlers. Inference goes to the serving core through [`infer`], feature reads
+//! through [`features`]; repository commands go to the control plane through [`admin`];
+//! every error becomes a response in [`response`].
 
 mod admin;
 mod body;
+mod features;
 mod infer;
 pub mod response;
 
@@ -243,6 +244,10 @@ where
             post(&method)?;
             admin::authorize(state, &parts.headers)?;
             admin::repository_change(state, m, action).await
+        }
+        ["v1", "features"] => {
+            post(&method)?;
+            features::read(state, &parts.headers, body).await
         }
         ["v1", "models", m] if m.ends_with(":predict") => {
             post(&method)?;

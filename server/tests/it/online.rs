@@ -146,9 +146,17 @@ fn entity_keyed_requests_score_like_full_ones() {
     let store = store_dir.path().join("online.redb");
     materialize(&store, &records);
     let store_s = store.display().to_string();
+    // Missing values allowed, so a direct request can send the nulls an expired view gives.
     let server = Server::start(
         reg.path(),
-        &["--backend", "tract", "--online-store", &store_s],
+        &[
+            "--backend",
+            "tract",
+            "--online-store",
+            &store_s,
+            "--allow-missing",
+            "true",
+        ],
     );
 
     let full = feature_request(&records[..5]);
@@ -206,7 +214,7 @@ fn entity_keyed_requests_score_like_full_ones() {
         "client value wins",
     );
 
-    // Unknown and stale entities are 404s naming the id.
+    // An entity no view knows is a 404 naming the id.
     let (status, _, body) = server.json(
         "POST",
         "/v2/models/credit-risk/infer",
@@ -217,17 +225,98 @@ fn entity_keyed_requests_score_like_full_ones() {
         body["error"].as_str().unwrap().contains("applicant_id 99"),
         "{body}"
     );
-    let (status, _, body) = server.json(
+    // A view whose row is older than its TTL gives nulls, as the training join does: the
+    // score equals a direct request with those features null.
+    let (status, _, stale) = server.json(
         "POST",
         "/v2/models/credit-risk/infer",
         &keyed_request(&[6], &records[5..6]),
     );
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    assert!(
-        body["error"].as_str().unwrap().contains("applicant_id 6")
-            && body["error"].as_str().unwrap().contains("TTL"),
-        "{body}"
+    assert_eq!(status, StatusCode::OK, "{stale}");
+    let mut nulled = records[5].clone();
+    for f in ACTIVITY {
+        nulled.insert(f.to_string(), Value::Null);
+    }
+    let (status, _, direct) = server.json(
+        "POST",
+        "/v1/models/credit-risk:predict",
+        &json!({"instances": [nulled]}),
     );
+    assert_eq!(status, StatusCode::OK, "{direct}");
+    assert_close(
+        &floats(&stale["outputs"][0]["data"]),
+        &floats(&direct["predictions"]),
+        1e-6,
+        "expired view = nulls",
+    );
+    // The stored values and their statuses, as Feast's get-online-features reports them.
+    let (status, _, read) = server.json(
+        "POST",
+        "/v1/features",
+        &json!({"features": ["credit_activity:debt_to_income", "applicant_profile:fico_score"],
+                "entities": {"applicant_id": [1, 6, 99]}}),
+    );
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(
+        read["metadata"]["feature_names"],
+        json!(["applicant_id", "debt_to_income", "fico_score"])
+    );
+    let results = read["results"].as_array().unwrap();
+    assert_eq!(results[0]["values"], json!([1, 6, 99]));
+    assert_eq!(
+        results[1]["statuses"],
+        json!(["PRESENT", "OUTSIDE_MAX_AGE", "NOT_FOUND"])
+    );
+    assert_eq!(
+        results[1]["values"][0].as_f64(),
+        records[0]["debt_to_income"].as_f64()
+    );
+    assert_eq!(results[1]["values"][1], Value::Null);
+    assert_eq!(
+        results[2]["statuses"],
+        json!(["PRESENT", "PRESENT", "NOT_FOUND"])
+    );
+    assert_eq!(
+        results[2]["values"][1].as_f64(),
+        records[5]["fico_score"].as_f64()
+    );
+    // A served model as the feature service: all its online features, full names on request.
+    let (status, _, read) = server.json(
+        "POST",
+        "/v1/features",
+        &json!({"feature_service": "credit-risk", "entities": {"applicant_id": [2]},
+                "full_feature_names": true}),
+    );
+    assert_eq!(status, StatusCode::OK, "{read}");
+    let names = read["metadata"]["feature_names"].as_array().unwrap();
+    assert_eq!(names.len(), 1 + PROFILE.len() + ACTIVITY.len());
+    assert!(
+        names.contains(&json!("credit_activity__debt_to_income")),
+        "{read}"
+    );
+    // Mistakes are named.
+    for (body, needle) in [
+        (
+            json!({"features": ["debt_to_income"], "entities": {"applicant_id": [1]}}),
+            "view:feature",
+        ),
+        (
+            json!({"features": ["credit_activity:nope"], "entities": {"applicant_id": [1]}}),
+            "\"nope\"",
+        ),
+        (
+            json!({"features": ["credit_activity:debt_to_income"], "entities": {"applicant_id": ["x"]}}),
+            "applicant_id[0]",
+        ),
+    ] {
+        let (status, _, r) = server.json("POST", "/v1/features", &body);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{r}");
+        assert!(
+            r["error"].as_str().unwrap().contains(needle),
+            "{needle}: {r}"
+        );
+    }
+
     // Without the key, the stored features are required.
     let mut partial = keyed_request(&[1], &records[..1]);
     partial["inputs"]
