@@ -58,6 +58,7 @@ use serde_json::json;
 
 use crate::credit::{CATEGORICAL, NUMERIC};
 use crate::features::entity_hash;
+use crate::math::sigmoid;
 use crate::rng::SplitMix64;
 use crate::timeutil::{US_PER_DAY, add_months, format_rfc3339, parse_rfc3339};
 
@@ -431,10 +432,6 @@ fn quantize(x: f64, q: f64) -> f64 {
 fn clamp_q(x: f64, i: usize) -> f64 {
     let f = &NUMERIC[i];
     quantize(x.clamp(f.min, f.max), f.quantum)
-}
-
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,7 +15,9 @@
 //!   [`credit::sample_rows`] / [`credit::sample_records`], the three example models and
 //!   [`credit::write_example_registry`], which publishes them into a
 //!   [`vane_registry::DirRegistry`].
-//! - [`rng::SplitMix64`]: the seeded generator behind all of it, so model bytes never change
+//! - [`rng::SplitMix64`] (and its step [`rng::splitmix64`], the entity hash's mix) and
+//!   [`math::sigmoid`]: the seeded generator and the helpers the rest shares; the generator keeps
+//!   model bytes from ever changing
 //!   between runs.
 //! - [`train`]: [`train::train`] fits logistic regression and gradient-boosted trees on Arrow
 //!   batches ([`train::TrainSpec`] → [`train::TrainReport`]: models, metrics, signature,
@@ -34,6 +36,7 @@ pub mod credit;
 pub mod datagen;
 pub mod features;
 pub mod materialize;
+pub mod math;
 pub mod onnx;
 pub mod rng;
 pub mod timeutil;

@@ -5,6 +5,17 @@
 //! SplitMix64 is a dozen lines whose output is fixed forever, and every helper below uses only
 //! IEEE-exact arithmetic (no `ln`/`cos`), so the stream does not depend on the platform's libm.
 
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// One SplitMix64 step from state `x`: the output a generator in state `x` gives next. Also a
+/// stable 64-bit mix (entity hashes, shards).
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(GOLDEN);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 /// SplitMix64 (Steele, Lea, Flood 2014), as used to seed xoshiro.
 #[derive(Debug, Clone)]
 pub struct SplitMix64 {
@@ -17,11 +28,9 @@ impl SplitMix64 {
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let out = splitmix64(self.state);
+        self.state = self.state.wrapping_add(GOLDEN);
+        out
     }
 
     /// Uniform in `[0, 1)` with 53 random bits.

@@ -46,10 +46,7 @@ pub enum FeatureError {
 /// with the id (two's complement). Materialize shards by `entity_hash(id) % N`; the formula is
 /// part of the contract (workers of different builds must agree), so never change it.
 pub fn entity_hash(id: i64) -> u64 {
-    let mut z = (id as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    crate::rng::splitmix64(id as u64)
 }
 
 /// A `Hasher` for `i64` keys: [`entity_hash`] (far cheaper than SipHash; ids are not

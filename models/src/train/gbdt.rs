@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use super::metrics::log_loss;
+use crate::math::sigmoid;
 use crate::onnx::{Tree, TreeEnsemble, TreeNode};
 
 /// Hyper-parameters of the boosted trees.
@@ -293,10 +294,6 @@ impl GbdtFit {
             base_score: self.base,
         }
     }
-}
-
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
 }
 
 // ---------------------------------------------------------------------------------------------

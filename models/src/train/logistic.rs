@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
+use crate::math::sigmoid;
 use crate::onnx::{Column, LogisticRegression, Preprocess};
 
 /// Hyper-parameters of the logistic regression.
@@ -158,10 +159,6 @@ impl Design {
 fn standardize(x: f32, mean: f32, scale: f32) -> f32 {
     let x = if x.is_nan() { mean } else { x };
     (x - mean) * scale.recip()
-}
-
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
 }
 
 /// `ln(1 + e^z)` without overflow.
