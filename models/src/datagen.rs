@@ -57,10 +57,10 @@ use parquet::file::properties::WriterProperties;
 use serde_json::json;
 
 use crate::credit::{CATEGORICAL, NUMERIC};
-use crate::features::entity_hash;
 use crate::math::sigmoid;
 use crate::rng::SplitMix64;
-use crate::timeutil::{US_PER_DAY, add_months, format_rfc3339, parse_rfc3339};
+use vane_features::entity_hash;
+use vane_features::timeutil::{US_PER_DAY, add_months, format_rfc3339, parse_rfc3339};
 
 /// Average Gregorian month in µs (the simulation's time step).
 pub const MONTH_US: i64 = 2_629_746_000_000;
@@ -1455,7 +1455,7 @@ mod tests {
     fn repo_toml_is_valid_and_matches_the_committed_file() {
         let text = repo_toml("data/");
         let repo =
-            vane_online::repo::FeatureRepo::parse(&text, Path::new("/x/features.toml")).unwrap();
+            vane_features::repo::FeatureRepo::parse(&text, Path::new("/x/features.toml")).unwrap();
         assert_eq!(repo.service("credit_risk_v1").unwrap().features.len(), 14);
         assert_eq!(
             repo.service("credit_risk_v1")

@@ -15,32 +15,26 @@
 //!   [`credit::sample_rows`] / [`credit::sample_records`], the three example models and
 //!   [`credit::write_example_registry`], which publishes them into a
 //!   [`vane_registry::DirRegistry`].
-//! - [`rng::SplitMix64`] (and its step [`rng::splitmix64`], the entity hash's mix) and
-//!   [`math::sigmoid`]: the seeded generator and the helpers the rest shares; the generator keeps
-//!   model bytes from ever changing
-//!   between runs.
+//! - [`rng::SplitMix64`] (from `vane-features`, whose entity hash is its step) and
+//!   [`math::sigmoid`]: the seeded generator keeps model bytes from ever changing between runs.
 //! - [`train`]: [`train::train`] fits logistic regression and gradient-boosted trees on Arrow
 //!   batches ([`train::TrainSpec`] → [`train::TrainReport`]: models, metrics, signature,
 //!   reference profile); [`train::publish`] writes a registry version.
-//! - The feature store's batch side, over a [`vane_online::repo::FeatureRepo`]:
-//!   [`datagen::generate`] writes the synthetic credit-risk world (Parquet, optional drift);
-//!   [`features::get_historical_features`] / [`features::OfflineStore`] are the offline store
-//!   and Feast-compatible point-in-time join; [`materialize::materialize`] copies the latest
-//!   row per entity into a [`vane_online::OnlineStore`] (full, incremental, sharded).
-//!   [`timeutil`] parses and prints the RFC 3339 timestamps they take.
+//! - [`datagen::generate`]: the synthetic credit-risk world (Parquet sources and their
+//!   `features.toml`, optional drift) for the feature store in `vane-features` (repository,
+//!   offline store and point-in-time join, materialize).
 //!
-//! The binary `vane-models example --registry <dir>` calls `write_example_registry`;
-//! `vane-models datagen` and `vane-models materialize` wrap the feature store modules.
+//! The binary `vane-models` is the batch command line: `example`, `datagen`, `materialize`,
+//! `join`, `train` (the last three over `vane-features`).
 
 pub mod credit;
 pub mod datagen;
-pub mod features;
-pub mod materialize;
 pub mod math;
 pub mod onnx;
-pub mod rng;
-pub mod timeutil;
 pub mod train;
+
+/// The seeded generator, shared with the feature store (whose entity hash is its step).
+pub use vane_features::rng;
 
 pub use onnx::{
     Column, Dense, LogisticRegression, Mlp, Model, ModelError, Preprocess, Tree, TreeEnsemble,

@@ -1,9 +1,7 @@
-//! `vane-online`: feature definitions shared by the batch jobs and the server, and the online
-//! feature store they meet in.
+//! `vane-online`: the online feature store, where the batch jobs (`vane-features`
+//! materialize) and the server meet.
 //!
 //! Principal types:
-//! - [`repo::FeatureRepo`]: the feature repository (a TOML file): entities, feature views
-//!   (source, timestamp fields, typed fields, TTL) and feature services.
 //! - [`OnlineStore`]: latest feature row per (view, entity); implementations in
 //!   [`embedded`] (a single redb file, the default) and [`redis`]. Writers never let an older
 //!   row replace a newer one; readers get the event timestamp to check staleness.
@@ -19,7 +17,6 @@
 pub mod codec;
 pub mod embedded;
 pub mod redis;
-pub mod repo;
 #[doc(hidden)]
 pub mod testing;
 

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use hdrhistogram::Histogram;
-use vane_models::features::{OfflineStore, PitOptions, read_parquet_table};
+use vane_features::repo::FeatureRepo;
+use vane_features::{OfflineStore, PitOptions, read_parquet_table};
 use vane_models::rng::SplitMix64;
-use vane_online::repo::FeatureRepo;
 
 fn usage() -> ! {
     eprintln!(
@@ -113,7 +113,7 @@ fn lookup(args: &[String]) {
     let store = vane_online::open_store(&spec).expect("open store");
     let ttl = Some(400 * 86_400);
     // Warm up (connections, caches).
-    let now = vane_models::timeutil::now_us();
+    let now = vane_features::timeutil::now_us();
     for i in 0..2_000 {
         let ids: Vec<i64> = (0..batch as i64).map(|k| 1 + (i + k) % max_id).collect();
         vane_online::lookup(&*store, &view, &ids, ttl, now).expect("lookup");

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use vane_features::timeutil::parse_rfc3339;
 use vane_models::datagen::{Codec, DatagenConfig, Drift, generate};
-use vane_models::timeutil::parse_rfc3339;
 
 /// Arguments of `vane-models datagen`.
 #[derive(Debug, clap::Args)]

@@ -1,12 +1,12 @@
 //! `vane-models materialize`: latest feature values per entity from the offline store into
-//! the online store (see [`vane_models::materialize`]).
+//! the online store (see [`vane_features::materialize`]).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use vane_models::materialize::{MaterializeOptions, Shard, materialize};
-use vane_models::timeutil::{format_rfc3339, parse_rfc3339};
-use vane_online::repo::FeatureRepo;
+use vane_features::materialize::{MaterializeOptions, Shard, materialize};
+use vane_features::repo::FeatureRepo;
+use vane_features::timeutil::{format_rfc3339, parse_rfc3339};
 
 /// Arguments of `vane-models materialize`.
 #[derive(Debug, clap::Args)]

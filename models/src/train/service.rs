@@ -8,7 +8,7 @@ use vane_registry::{OnlineSpec, OnlineView};
 
 use super::{TrainError, TrainSpec, file_lineage};
 use crate::credit;
-use crate::features::{ENTITY_TIMESTAMP, FeatureRepo, get_historical_features, read_parquet_table};
+use vane_features::{ENTITY_TIMESTAMP, FeatureRepo, get_historical_features, read_parquet_table};
 
 /// A feature service's point-in-time training set, the online spec that lets the server read
 /// the same view features by entity, and the lineage of every file involved.

@@ -9,11 +9,11 @@ use std::sync::OnceLock;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, RecordBatch};
+use vane_features::materialize::{MaterializeOptions, Shard, materialize, read_state};
+use vane_features::repo::FeatureRepo;
+use vane_features::timeutil::parse_rfc3339;
+use vane_features::{OfflineStore, PitOptions, read_parquet_table};
 use vane_models::datagen::{DatagenConfig, Drift, generate};
-use vane_models::features::{OfflineStore, PitOptions, read_parquet_table};
-use vane_models::materialize::{MaterializeOptions, Shard, materialize, read_state};
-use vane_models::timeutil::parse_rfc3339;
-use vane_online::repo::FeatureRepo;
 use vane_online::testing::RedisServer;
 use vane_online::{OnlineStore, Value, open_store};
 

@@ -853,7 +853,7 @@ fn write_benchmark_table() {
 #[test]
 #[ignore = "needs a datagen world; run explicitly"]
 fn write_world_training_set() {
-    use vane_models::features::{FeatureRepo, get_historical_features, read_parquet_table};
+    use vane_features::{FeatureRepo, get_historical_features, read_parquet_table};
     let dir = std::path::PathBuf::from(std::env::var_os("VANE_WORLD_DIR").expect("VANE_WORLD_DIR"));
     let repo = FeatureRepo::load(dir.join("features.toml")).unwrap();
     let apps = read_parquet_table(&dir.join("applications.parquet"), None).unwrap();

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use arrow_array::{Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use hyper::StatusCode;
 use serde_json::{Value, json};
+use vane_features::materialize::{MaterializeOptions, materialize};
+use vane_features::{FeatureRepo, get_historical_features, read_parquet_table};
 use vane_models::datagen::{DatagenConfig, generate};
-use vane_models::features::{FeatureRepo, get_historical_features, read_parquet_table};
-use vane_models::materialize::{MaterializeOptions, materialize};
 use vane_models::train::{self, PublishOptions, TrainSpec};
 
 use crate::util::{Server, floats};
@@ -40,7 +40,7 @@ fn column_json(batch: &RecordBatch, name: &str, row: usize) -> Value {
 fn entity_keyed_scores_match_the_offline_join_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let now = vane_models::timeutil::now_us();
+    let now = vane_features::timeutil::now_us();
     let mut cfg = DatagenConfig::new(&data);
     cfg.applicants = 800;
     cfg.applications = 4000;
@@ -83,7 +83,14 @@ fn entity_keyed_scores_match_the_offline_join_end_to_end() {
     // Missing values allowed: the offline join's nulls are sent as they are.
     let server = Server::start(
         &registry,
-        &["--backend", "tract", "--online-store", &store_s, "--allow-missing", "true"],
+        &[
+            "--backend",
+            "tract",
+            "--online-store",
+            &store_s,
+            "--allow-missing",
+            "true",
+        ],
     );
 
     // The latest applications, re-stamped "now": the offline join gives what the online store

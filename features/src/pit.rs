@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use crate::repo::{FeatureRef, FeatureRepo};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use vane_online::repo::{FeatureRef, FeatureRepo};
 
 use super::FeatureError;
 use super::offline::{ViewTable, int64_column};

@@ -1,23 +1,30 @@
-//! The offline feature store and point-in-time joins.
+//! `vane-features`: the feature store's definitions and batch side. The online stores
+//! (embedded redb, Redis) are `vane-online`; the server only reads them.
 //!
-//! - [`ViewTable`]: one feature view's Parquet source read into Arrow, with the rows ordered
-//!   by (entity, event timestamp, created timestamp, source position) and an index from entity
-//!   id to its rows. Built once per view; [`ViewTable::load`] reads only the needed columns.
-//! - [`OfflineStore`]: the loaded tables of the views a set of features needs;
-//!   [`OfflineStore::get_historical_features`] is the point-in-time join.
-//! - [`get_historical_features`]: load + join in one call.
+//! - [`repo::FeatureRepo`]: the feature repository (a TOML file) — entities, feature views
+//!   ([`repo::FeatureView`]), feature services — validated on load.
+//! - [`ViewTable`] / [`OfflineStore`] / [`get_historical_features`]: the offline store and
+//!   the point-in-time join (below).
+//! - [`materialize::materialize`]: the latest row per entity into an online store.
+//! - [`timeutil`]: timestamps as µs since the epoch, RFC 3339 in and out; [`rng`]: the
+//!   seeded SplitMix64 generator and [`rng::splitmix64`], whose step is [`entity_hash`].
+//! - [`FeatureError`]: failures, each naming the file, view or column.
 //!
-//! Semantics (Feast's `get_historical_features`): for each entity row (join key, event
-//! timestamp, plus any other columns, passed through unchanged and in order), each requested
-//! feature gets the value of the view's latest row for that entity whose event timestamp is
-//! ≤ the row's timestamp and, if the view has a TTL, not older than the TTL
-//! (`row_ts − feature_ts ≤ ttl`); among rows with the same event timestamp the one with the
-//! latest created timestamp wins (a null created timestamp loses to any value), and among
-//! full ties the one later in the source. No such row → null. Output columns are named by
-//! feature.
+//! The point-in-time join has Feast's `get_historical_features` semantics: for each entity
+//! row (join key, event timestamp, plus any other columns, passed through unchanged and in
+//! order), each requested feature gets the value of the view's latest row for that entity
+//! whose event timestamp is ≤ the row's timestamp and, if the view has a TTL, not older than
+//! the TTL (`row_ts − feature_ts ≤ ttl`); among rows with the same event timestamp the one
+//! with the latest created timestamp wins (a null created timestamp loses to any value), and
+//! among full ties the one later in the source. No such row → null. Output columns are named
+//! by feature. Sources are read by column name, whatever their order in the file.
 
+pub mod materialize;
 mod offline;
 mod pit;
+pub mod repo;
+pub mod rng;
+pub mod timeutil;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -26,13 +33,13 @@ use std::path::PathBuf;
 pub use offline::{ViewTable, read_parquet, read_parquet_table};
 pub(crate) use offline::{field_column, int64_column, timestamps_us};
 pub use pit::{ENTITY_TIMESTAMP, OfflineStore, PitOptions, get_historical_features};
-pub use vane_online::repo::{FeatureRef, FeatureRepo, FeatureView};
+pub use repo::{FeatureRef, FeatureRepo, FeatureView};
 
 /// Failures of the offline store and joins. Every message names the file, view or column.
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
     #[error(transparent)]
-    Repo(#[from] vane_online::repo::RepoError),
+    Repo(#[from] crate::repo::RepoError),
     #[error("reading {}: {message}", path.display())]
     Read { path: PathBuf, message: String },
     /// Inputs that do not fit (missing or mistyped columns, name clashes).

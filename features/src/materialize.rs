@@ -24,20 +24,16 @@
 use std::fmt;
 use std::time::Instant;
 
+use crate::repo::{Dtype, FeatureRepo, FeatureView};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use vane_online::repo::{Dtype, FeatureRepo, FeatureView};
 use vane_online::{EntityId, FeatureRow, OnlineStore, StoreError, Value};
 
-use crate::features::{
-    FeatureError, IdMap, entity_hash, field_column, int64_column, timestamps_us,
-};
 use crate::timeutil::{format_rfc3339, now_us};
+use crate::{FeatureError, IdMap, entity_hash, field_column, int64_column, timestamps_us};
 
 /// Failures of a materialization.
 #[derive(Debug, thiserror::Error)]
@@ -320,31 +316,12 @@ fn by_name<'a>(
         .ok_or_else(|| reader_err(path, format!("no column {name:?} in the projected batch")))
 }
 
-/// Opens a view's source for `columns`. The batches hold them in the file's order: read
-/// them with [`by_name`].
+/// Opens a view's source for `columns` (read the batches' columns with [`by_name`]).
 fn open_source(
     path: &std::path::Path,
     columns: &[&str],
 ) -> Result<(u64, parquet::arrow::arrow_reader::ParquetRecordBatchReader), FeatureError> {
-    let file = std::fs::File::open(path).map_err(|e| reader_err(path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| reader_err(path, e))?;
-    let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
-    let schema = builder.schema().clone();
-    let mut idx = Vec::with_capacity(columns.len());
-    for c in columns {
-        idx.push(schema.index_of(c).map_err(|_| {
-            let have: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-            reader_err(path, format!("no column {c:?} (columns: {have:?})"))
-        })?);
-    }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), idx);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| reader_err(path, e))?;
-    Ok((rows, reader))
+    crate::offline::open_projected(path, Some(columns), 64 * 1024)
 }
 
 fn materialize_view(

@@ -34,7 +34,7 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
-use crate::StoredField;
+use vane_online::StoredField;
 
 /// A feature repository that failed to load.
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +141,7 @@ impl FeatureView {
 
     /// The TTL in microseconds (saturating).
     pub fn ttl_us(&self) -> Option<i64> {
-        self.ttl_s.map(crate::ttl_us)
+        self.ttl_s.map(vane_online::ttl_us)
     }
 
     /// The field layout written to the online store beside the rows.

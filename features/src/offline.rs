@@ -3,13 +3,13 @@
 use std::fs::File;
 use std::path::Path;
 
+use crate::repo::{Dtype, FeatureRepo, FeatureView};
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader, UInt32Array};
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use vane_online::repo::{Dtype, FeatureRepo, FeatureView};
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use super::{FeatureError, IdMap};
 
@@ -38,12 +38,35 @@ fn read_parquet_with_schema(
     path: &Path,
     columns: Option<&[&str]>,
 ) -> Result<(arrow_schema::SchemaRef, Vec<RecordBatch>), FeatureError> {
+    let (_, reader) = open_projected(path, columns, READ_BATCH)?;
+    let schema = reader.schema();
+    let batches = reader
+        .map(|b| {
+            b.map_err(|e| FeatureError::Read {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((schema, batches))
+}
+
+/// The one way a Parquet source is opened: its row count and a reader of `columns` (all when
+/// `None`), `batch` rows at a time. A projection keeps the file's column order, not the order
+/// asked for: read the batches' columns by name. A missing column is an error listing the
+/// file's columns.
+pub(crate) fn open_projected(
+    path: &Path,
+    columns: Option<&[&str]>,
+    batch: usize,
+) -> Result<(u64, ParquetRecordBatchReader), FeatureError> {
     let err = |message: String| FeatureError::Read {
         path: path.to_path_buf(),
         message,
     };
     let file = File::open(path).map_err(|e| err(e.to_string()))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(e.to_string()))?;
+    let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
     let builder = match columns {
         None => builder,
         Some(cols) => {
@@ -62,14 +85,10 @@ fn read_parquet_with_schema(
         }
     };
     let reader = builder
-        .with_batch_size(READ_BATCH)
+        .with_batch_size(batch)
         .build()
         .map_err(|e| err(e.to_string()))?;
-    let schema = reader.schema();
-    let batches = reader
-        .map(|b| b.map_err(|e| err(e.to_string())))
-        .collect::<Result<_, _>>()?;
-    Ok((schema, batches))
+    Ok((rows, reader))
 }
 
 /// Timestamps of a column as microseconds since the epoch (`None`: null). Accepts Arrow
