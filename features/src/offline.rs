@@ -110,7 +110,7 @@ pub(crate) fn timestamps_us(col: &dyn Array, what: &str) -> Result<Vec<Option<i6
             )));
         }
     };
-    let ints = arrow_cast::cast(col, &DataType::Int64)?;
+    let ints = strict_cast(col, &DataType::Int64, what)?;
     let ints = ints.as_primitive::<Int64Type>();
     Ok(ints.iter().map(|v| v.map(|v| scale(v, unit))).collect())
 }
@@ -125,7 +125,7 @@ pub(crate) fn int64_column(col: &ArrayRef, what: &str) -> Result<ArrayRef, Featu
         | DataType::UInt8
         | DataType::UInt16
         | DataType::UInt32
-        | DataType::UInt64 => Ok(arrow_cast::cast(col, &DataType::Int64)?),
+        | DataType::UInt64 => strict_cast(col, &DataType::Int64, what),
         other => Err(FeatureError::Invalid(format!(
             "{what} has type {other}; expected an integer (INT64) column"
         ))),
@@ -161,8 +161,27 @@ pub(crate) fn field_column(
     if *dt == target {
         Ok(col.clone())
     } else {
-        Ok(arrow_cast::cast(col, &target)?)
+        strict_cast(col, &target, what)
     }
+}
+
+/// A lossless widening cast; a value the target cannot hold (a UInt64 past i64::MAX) is an
+/// error naming the column, never a silent null.
+pub(crate) fn strict_cast(
+    col: &dyn Array,
+    target: &DataType,
+    what: &str,
+) -> Result<ArrayRef, FeatureError> {
+    let options = arrow_cast::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    arrow_cast::cast_with_options(col, target, &options).map_err(|e| {
+        FeatureError::Invalid(format!(
+            "{what}: a {} value does not fit {target}: {e}",
+            col.data_type()
+        ))
+    })
 }
 
 /// One feature view's rows, ordered by (entity, event timestamp, created timestamp, source
@@ -406,5 +425,26 @@ impl ViewTable {
     /// Schema-free access for tests: the Arc'd columns.
     pub fn columns(&self) -> &[ArrayRef] {
         &self.columns
+    }
+}
+
+#[cfg(test)]
+mod cast_tests {
+    use std::sync::Arc;
+
+    use arrow_array::UInt64Array;
+
+    use super::*;
+
+    #[test]
+    fn widening_never_turns_an_overflow_into_a_null() {
+        let fits: ArrayRef = Arc::new(UInt64Array::from(vec![1u64, 7]));
+        let ints = int64_column(&fits, "column \"id\"").unwrap();
+        assert_eq!(ints.as_primitive::<Int64Type>().values(), &[1, 7]);
+        let past: ArrayRef = Arc::new(UInt64Array::from(vec![1u64, u64::MAX]));
+        let err = int64_column(&past, "column \"id\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"id\"") && err.contains("UInt64"), "{err}");
     }
 }

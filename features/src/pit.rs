@@ -207,7 +207,7 @@ fn entity_timestamps(col: &ArrayRef, name: &str) -> Result<Vec<i64>, FeatureErro
             )));
         }
     };
-    let ints = arrow_cast::cast(col.as_ref(), &DataType::Int64)?;
+    let ints = super::offline::strict_cast(col.as_ref(), &DataType::Int64, &what)?;
     let ints = ints.as_primitive::<Int64Type>();
     let mul = match unit {
         TimeUnit::Second => 1_000_000,
