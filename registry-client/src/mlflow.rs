@@ -857,23 +857,20 @@ fn run_record(metrics: &Value, lineage: &Value, now_ms: u64) -> (Vec<Value>, Vec
     walk("", metrics, &mut leaves);
     let mut out_metrics = Vec::new();
     for (key, v) in leaves.iter().filter(|(k, _)| valid(k)) {
-        match v {
-            Value::Array(items) => {
-                for (step, x) in items.iter().enumerate() {
-                    if let Some(x) = number(x) {
-                        out_metrics.push(
-                            json!({"key": key, "value": x, "timestamp": now_ms, "step": step}),
-                        );
-                    }
-                }
-            }
-            v => {
-                if let Some(x) = number(v) {
-                    out_metrics
-                        .push(json!({"key": key, "value": x, "timestamp": now_ms, "step": 0}));
-                }
-            }
-        }
+        // A list of numbers is a history (step = position); a number, one point at step 0.
+        let points: Vec<(usize, f64)> = match v {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(step, x)| number(x).map(|x| (step, x)))
+                .collect(),
+            v => number(v).map(|x| (0, x)).into_iter().collect(),
+        };
+        out_metrics.extend(
+            points.into_iter().map(
+                |(step, x)| json!({"key": key, "value": x, "timestamp": now_ms, "step": step}),
+            ),
+        );
     }
     let scalar = |v: &Value| match v {
         Value::String(s) => Some(s.clone()),
@@ -974,27 +971,18 @@ impl RegistryWriter for MlflowRegistry {
         // manifest keeps them as they are).
         let (metrics, params) = run_record(&req.metrics, &req.lineage, now_ms);
         // MLflow takes at most 1 000 metrics and 100 params per batch.
-        for chunk in metrics.chunks(1000) {
-            let body = json!({"run_id": run_id, "metrics": chunk});
-            self.call_ok(
-                "POST",
-                "runs/log-batch",
-                &[],
-                Some(&body),
-                Idempotent::Yes,
-                "run metrics",
-            )?;
-        }
-        for chunk in params.chunks(100) {
-            let body = json!({"run_id": run_id, "params": chunk});
-            self.call_ok(
-                "POST",
-                "runs/log-batch",
-                &[],
-                Some(&body),
-                Idempotent::Yes,
-                "run params",
-            )?;
+        for (key, items, per_batch) in [("metrics", &metrics, 1000), ("params", &params, 100)] {
+            for chunk in items.chunks(per_batch) {
+                let body = json!({"run_id": run_id, key: chunk});
+                self.call_ok(
+                    "POST",
+                    "runs/log-batch",
+                    &[],
+                    Some(&body),
+                    Idempotent::Yes,
+                    &format!("run {key}"),
+                )?;
+            }
         }
         let what = format!("model {model:?}");
         match self.call(
