@@ -6,12 +6,14 @@
 //! - [`ViewTable`] / [`OfflineStore`] / [`get_historical_features`]: the offline store and
 //!   the point-in-time join (below).
 //! - [`materialize::materialize`]: the latest row per entity into an online store.
+//! - [`keys::KeyIds`]: entity keys of any shape (INT64, STRING, several join keys) as `i64`
+//!   ids for the join and materialize.
 //! - [`timeutil`]: timestamps as µs since the epoch, RFC 3339 in and out; [`rng`]: the
 //!   seeded SplitMix64 generator and [`rng::splitmix64`], whose step is [`entity_hash`].
 //! - [`FeatureError`]: failures, each naming the file, view or column.
 //!
 //! The point-in-time join has Feast's `get_historical_features` semantics: for each entity
-//! row (join key, event timestamp, plus any other columns, passed through unchanged and in
+//! row (join keys, event timestamp, plus any other columns, passed through unchanged and in
 //! order), each requested feature gets the value of the view's latest row for that entity
 //! whose event timestamp is ≤ the row's timestamp and, if the view has a TTL, not older than
 //! the TTL (`row_ts − feature_ts ≤ ttl`); among rows with the same event timestamp the one
@@ -19,6 +21,7 @@
 //! among full ties the one later in the source. No such row → null. Output columns are named
 //! by feature. Sources are read by column name, whatever their order in the file.
 
+pub mod keys;
 pub mod materialize;
 mod offline;
 mod pit;
@@ -31,9 +34,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::path::PathBuf;
 
 pub use offline::{ViewTable, read_parquet, read_parquet_table};
-pub(crate) use offline::{field_column, int64_column, timestamps_us};
+pub(crate) use offline::{field_column, timestamps_us};
 pub use pit::{ENTITY_TIMESTAMP, OfflineStore, PitOptions, get_historical_features};
-pub use repo::{FeatureRef, FeatureRepo, FeatureView};
+pub use repo::{FeatureRef, FeatureRepo, FeatureView, JoinKey};
 
 /// Failures of the offline store and joins. Every message names the file, view or column.
 #[derive(Debug, thiserror::Error)]

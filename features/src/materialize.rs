@@ -30,10 +30,11 @@ use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::DataType;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use vane_online::{EntityId, FeatureRow, OnlineStore, StoreError, Value};
+use vane_online::{EntityKey, FeatureRow, OnlineStore, StoreError, Value};
 
+use crate::keys::KeyIds;
 use crate::timeutil::{format_rfc3339, now_us};
-use crate::{FeatureError, IdMap, entity_hash, field_column, int64_column, timestamps_us};
+use crate::{FeatureError, IdMap, field_column, timestamps_us};
 
 /// Failures of a materialization.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +47,8 @@ pub enum MaterializeError {
     Invalid(String),
 }
 
-/// Shard `index` of `count`: entities with `entity_hash(id) % count == index`.
+/// Shard `index` of `count`: entities whose key hashes to `index` modulo `count`
+/// ([`KeyIds::shard_hash`]: `entity_hash(id)` for a single INT64 key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     pub index: u32,
@@ -58,8 +60,8 @@ impl Shard {
     pub const ALL: Shard = Shard { index: 0, count: 1 };
 
     #[inline]
-    pub fn contains(&self, id: EntityId) -> bool {
-        self.count <= 1 || entity_hash(id) % u64::from(self.count) == u64::from(self.index)
+    pub fn contains(&self, key_hash: u64) -> bool {
+        self.count <= 1 || key_hash % u64::from(self.count) == u64::from(self.index)
     }
 }
 
@@ -333,9 +335,9 @@ fn materialize_view(
     opts: &MaterializeOptions,
     bar: &ProgressBar,
 ) -> Result<ViewSummary, MaterializeError> {
-    let fields = view.stored_fields();
+    let schema = view.stored_schema();
     if let Some(existing) = store.read_schema(&view.name)?
-        && existing != fields
+        && !existing.fits(&schema)
     {
         return Err(MaterializeError::Invalid(format!(
             "feature view {:?}: the online store ({}) holds another schema for it ({} fields: {:?}); \
@@ -343,32 +345,38 @@ fn materialize_view(
              or into a fresh store",
             view.name,
             store.describe(),
-            existing.len(),
-            existing.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+            existing.fields.len(),
+            existing
+                .keys
+                .iter()
+                .chain(&existing.fields)
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>(),
             view.name
         )));
     }
-    store.write_schema(&view.name, &fields)?;
+    store.write_schema(&view.name, &schema)?;
 
     let path = repo.source_path(view);
     let at = |c: &str| format!("{}: column {c:?}", path.display());
     let lo = start.unwrap_or(i64::MIN);
 
     // Pass 1: the winner per entity.
-    let mut key_cols = vec![view.join_key.as_str(), view.timestamp_field.as_str()];
+    let mut key_cols = view.join_key_names();
+    key_cols.push(view.timestamp_field.as_str());
     key_cols.extend(view.created_timestamp_field.as_deref());
     let (source_rows, reader) = open_source(&path, &key_cols)?;
     bar.set_prefix(view.name.clone());
     bar.set_message("scan");
     bar.set_length(source_rows);
     bar.set_position(0);
+    let mut ids = KeyIds::new(&view.join_keys);
     let mut best: IdMap<(i64, i64, u64)> = IdMap::default();
     let (mut scanned, mut rows) = (0u64, 0u64);
     for batch in reader {
         let batch = batch.map_err(|e| reader_err(&path, e))?;
         // By name: a projection keeps the file's column order, not the order asked for.
-        let keys = int64_column(by_name(&batch, &view.join_key, &path)?, &at(&view.join_key))?;
-        let keys = keys.as_primitive::<Int64Type>();
+        let keys = ids.intern(&batch, &at)?;
         let ts = timestamps_us(
             by_name(&batch, &view.timestamp_field, &path)?.as_ref(),
             &at(&view.timestamp_field),
@@ -379,14 +387,13 @@ fn materialize_view(
         };
         for i in 0..batch.num_rows() {
             let g = scanned + i as u64;
-            let (Some(t), true) = (ts[i], keys.is_valid(i)) else {
+            let (Some(t), Some(k)) = (ts[i], keys[i]) else {
                 continue;
             };
             if t < lo || t >= end {
                 continue;
             }
-            let k = keys.value(i);
-            if !opts.shard.contains(k) {
+            if !opts.shard.contains(ids.shard_hash(k)) {
                 continue;
             }
             rows += 1;
@@ -417,7 +424,7 @@ fn materialize_view(
         bar.set_length(entities);
         bar.set_position(0);
         let batch_rows = opts.batch_rows.max(1);
-        let mut pending: Vec<(EntityId, FeatureRow)> =
+        let mut pending: Vec<(EntityKey, FeatureRow)> =
             Vec::with_capacity(batch_rows.min(winners.len()));
         let mut w = 0usize;
         let mut offset = 0u64;
@@ -440,7 +447,7 @@ fn materialize_view(
                         .map(|(f, c)| value_at(c.as_ref(), f.dtype, i))
                         .collect();
                     pending.push((
-                        k,
+                        ids.key(k),
                         FeatureRow {
                             event_ts_us: t,
                             values,
@@ -504,8 +511,9 @@ mod tests {
         }
         let shards: Vec<Shard> = (0..3).map(|i| Shard { index: i, count: 3 }).collect();
         for id in -500..500 {
-            assert_eq!(shards.iter().filter(|s| s.contains(id)).count(), 1);
-            assert!(Shard::ALL.contains(id));
+            let h = crate::entity_hash(id);
+            assert_eq!(shards.iter().filter(|s| s.contains(h)).count(), 1);
+            assert!(Shard::ALL.contains(h));
         }
         assert_eq!(
             state_key("v", Shard { index: 1, count: 4 }),

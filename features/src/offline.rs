@@ -12,6 +12,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
 use super::{FeatureError, IdMap};
+use crate::keys::KeyIds;
 
 /// Rows per batch when reading Parquet.
 const READ_BATCH: usize = 64 * 1024;
@@ -190,7 +191,9 @@ pub(crate) fn strict_cast(
 #[derive(Debug, Clone)]
 pub struct ViewTable {
     view: FeatureView,
+    /// Per row, the entity's id in `ids`.
     keys: Vec<i64>,
+    ids: KeyIds,
     ts: Vec<i64>,
     /// Created timestamps (`i64::MIN` for null or when the view has none).
     created: Vec<i64>,
@@ -213,7 +216,8 @@ impl ViewTable {
             Some(f) => f.to_vec(),
             None => view.fields.iter().map(|f| f.name.as_str()).collect(),
         };
-        let mut cols: Vec<&str> = vec![view.join_key.as_str(), view.timestamp_field.as_str()];
+        let mut cols: Vec<&str> = view.join_key_names();
+        cols.push(view.timestamp_field.as_str());
         cols.extend(view.created_timestamp_field.as_deref());
         cols.extend(fields.iter().copied());
         let path = repo.source_path(view);
@@ -239,6 +243,7 @@ impl ViewTable {
         };
         let at = |c: &str| format!("feature view {:?}: column {c:?}", view.name);
         let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+        let mut ids = KeyIds::new(&view.join_keys);
         let mut keys = Vec::with_capacity(n);
         let mut ts = Vec::with_capacity(n);
         let mut created = Vec::with_capacity(n);
@@ -252,8 +257,7 @@ impl ViewTable {
                     .cloned()
                     .ok_or_else(|| FeatureError::Invalid(format!("{}: missing", at(c))))
             };
-            let k = int64_column(&col(&view.join_key)?, &at(&view.join_key))?;
-            let k = k.as_primitive::<Int64Type>();
+            let k = ids.intern(b, &at)?;
             let t = timestamps_us(
                 col(&view.timestamp_field)?.as_ref(),
                 &at(&view.timestamp_field),
@@ -263,8 +267,8 @@ impl ViewTable {
                 None => None,
             };
             for i in 0..b.num_rows() {
-                if let (true, Some(t)) = (k.is_valid(i), t[i]) {
-                    keys.push(k.value(i));
+                if let (Some(k), Some(t)) = (k[i], t[i]) {
+                    keys.push(k);
                     ts.push(t);
                     created.push(c.as_ref().and_then(|c| c[i]).unwrap_or(i64::MIN));
                     kept.push(pos);
@@ -346,6 +350,7 @@ impl ViewTable {
         Ok(ViewTable {
             view: view.clone(),
             keys,
+            ids,
             ts,
             created,
             fields,
@@ -385,6 +390,12 @@ impl ViewTable {
             .iter()
             .position(|f| f == field)
             .map(|i| &self.columns[i])
+    }
+
+    /// How the table's entity keys map to the ids of [`ViewTable::keys`], [`ViewTable::rows_of`]
+    /// and [`ViewTable::as_of`] (the key's value for one INT64 join key).
+    pub fn key_ids(&self) -> &KeyIds {
+        &self.ids
     }
 
     /// Entity ids, event and created timestamps, in table order.

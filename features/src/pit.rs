@@ -9,7 +9,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt3
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
 use super::FeatureError;
-use super::offline::{ViewTable, int64_column};
+use super::offline::ViewTable;
 
 /// Default name of the entity data frame's timestamp column.
 pub const ENTITY_TIMESTAMP: &str = "event_timestamp";
@@ -235,27 +235,32 @@ fn pit_indices(
     row_ts: &[i64],
     threads: usize,
 ) -> Result<UInt32Array, FeatureError> {
-    let key_name = &table.view().join_key;
-    let keys = entity_df.column_by_name(key_name).ok_or_else(|| {
-        FeatureError::Invalid(format!(
-            "entity data frame has no join key column {key_name:?} for feature view {:?} (columns: {:?})",
-            table.view().name,
-            column_names(entity_df)
-        ))
-    })?;
-    let keys = int64_column(keys, &format!("entity data frame column {key_name:?}"))?;
-    let keys = keys.as_primitive::<Int64Type>();
-    let n = keys.len();
-    let key_vals = keys.values();
+    let view = table.view();
+    for k in &view.join_keys {
+        if entity_df.column_by_name(&k.name).is_none() {
+            return Err(FeatureError::Invalid(format!(
+                "entity data frame has no join key column {:?} for feature view {:?} (columns: {:?})",
+                k.name,
+                view.name,
+                column_names(entity_df)
+            )));
+        }
+    }
+    let at = |c: &str| format!("entity data frame column {c:?}");
+    let ids = table.key_ids().find(entity_df, &at)?;
+    let n = ids.len();
     let mut idx = vec![0u32; n];
     let mut valid = vec![false; n];
     let work = |lo: usize, idx: &mut [u32], valid: &mut [bool]| {
         for i in 0..idx.len() {
             let r = lo + i;
-            if row_ts[r] == i64::MIN || keys.is_null(r) {
+            let Some(id) = ids[r] else {
+                continue;
+            };
+            if row_ts[r] == i64::MIN {
                 continue;
             }
-            if let Some(j) = table.as_of(key_vals[r], row_ts[r]) {
+            if let Some(j) = table.as_of(id, row_ts[r]) {
                 idx[i] = j;
                 valid[i] = true;
             }

@@ -265,6 +265,124 @@ proptest! {
     }
 }
 
+/// The same view keyed three ways: one INT64 key (`k`), one STRING key (`"u<k>"`), and a
+/// composite key (`k div 3`, `"m<k mod 3>"`) — bijections of `k`.
+#[derive(Debug, Clone, Copy)]
+enum KeyShape {
+    Str,
+    Pair,
+}
+
+fn rekeyed_repo(shape: KeyShape, ttl: Option<u64>, created: bool) -> FeatureRepo {
+    let base = repo(ttl, created);
+    let (entities, view_entities) = match shape {
+        KeyShape::Str => (
+            "[[entities]]\nname = \"user\"\njoin_key = \"user_id\"\ndtype = \"STRING\"\n",
+            "entity = \"user\"",
+        ),
+        KeyShape::Pair => (
+            "[[entities]]\nname = \"a\"\njoin_key = \"a\"\n\n[[entities]]\nname = \"m\"\njoin_key = \"m\"\ndtype = \"STRING\"\n",
+            "entities = [\"a\", \"m\"]",
+        ),
+    };
+    let v = base.view("v").unwrap();
+    let ttl = v
+        .ttl_s
+        .map(|s| format!("ttl = \"{s}s\"\n"))
+        .unwrap_or_default();
+    let created = if created {
+        "created_timestamp_field = \"created\"\n"
+    } else {
+        ""
+    };
+    let text = format!(
+        "{entities}\n[[feature_views]]\nname = \"v\"\n{view_entities}\nsource = \"v.parquet\"\n\
+         timestamp_field = \"ts\"\n{created}{ttl}\
+         fields = [{{ name = \"x\", dtype = \"FP64\" }}, {{ name = \"s\", dtype = \"STRING\" }}, {{ name = \"n\", dtype = \"INT64\" }}]\n"
+    );
+    FeatureRepo::parse(&text, Path::new("/tmp/features.toml")).unwrap()
+}
+
+/// `b` with its `user_id` column replaced by the key columns of `shape`.
+fn rekey(b: &RecordBatch, shape: KeyShape) -> RecordBatch {
+    let ids = b
+        .column_by_name("user_id")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let mut cols: Vec<(String, ArrayRef)> = Vec::new();
+    for (f, c) in b.schema().fields().iter().zip(b.columns()) {
+        if f.name() != "user_id" {
+            cols.push((f.name().clone(), c.clone()));
+            continue;
+        }
+        match shape {
+            KeyShape::Str => cols.push((
+                "user_id".into(),
+                Arc::new(StringArray::from_iter(
+                    ids.iter().map(|k| k.map(|k| format!("u{k}"))),
+                )),
+            )),
+            KeyShape::Pair => {
+                cols.push((
+                    "a".into(),
+                    Arc::new(Int64Array::from_iter(
+                        ids.iter().map(|k| k.map(|k| k.div_euclid(3))),
+                    )),
+                ));
+                cols.push((
+                    "m".into(),
+                    Arc::new(StringArray::from_iter(
+                        ids.iter()
+                            .map(|k| k.map(|k| format!("m{}", k.rem_euclid(3)))),
+                    )),
+                ));
+            }
+        }
+    }
+    RecordBatch::try_from_iter_with_nullable(cols.into_iter().map(|(n, c)| (n, c, true))).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    /// STRING and composite keys join exactly as the INT64 key they are a bijection of.
+    #[test]
+    fn string_and_composite_keys_join_like_int64_keys(
+        rows in proptest::collection::vec(row_strategy(), 0..40),
+        splits in proptest::collection::vec(any::<usize>(), 0..3),
+        entities in proptest::collection::vec(
+            (proptest::option::weighted(0.95, -3i64..8), proptest::option::weighted(0.95, -2i64..35)),
+            0..30,
+        ),
+        ttl_s in proptest::option::of(1u64..12),
+        created in any::<bool>(),
+        pair in any::<bool>(),
+    ) {
+        let rows: Vec<Row> = rows.iter().map(|r| (r.0 - 3, r.1 * 1_000_000, r.2.map(|c| c * 1_000_000))).collect();
+        let entities: Vec<_> = entities.iter().map(|(k, t)| (*k, t.map(|t| t * 1_000_000))).collect();
+        let shape = if pair { KeyShape::Pair } else { KeyShape::Str };
+        let want = join(&rows, &splits, &entities, ttl_s, created, 1);
+        let repo = rekeyed_repo(shape, ttl_s, created);
+        let batches: Vec<RecordBatch> = view_batches(&rows, &splits, created)
+            .iter()
+            .map(|b| rekey(b, shape))
+            .collect();
+        let table = ViewTable::from_batches(repo.view("v").unwrap(), &batches, None).unwrap();
+        prop_assert!(!table.key_ids().is_direct());
+        let opts = PitOptions { threads: 1, feature_timestamps: true, ..PitOptions::default() };
+        let got = OfflineStore::from_tables(vec![table])
+            .get_historical_features_with(&rekey(&entity_df(&entities), shape), &refs(), &opts)
+            .unwrap();
+        for name in ["x", "s", "n", "v__event_timestamp"] {
+            prop_assert_eq!(
+                got.column_by_name(name).unwrap().as_ref(),
+                want.column_by_name(name).unwrap().as_ref(),
+                "column {}", name
+            );
+        }
+    }
+}
+
 #[test]
 fn many_rows_on_several_threads_match_the_oracle() {
     // Enough entity rows for the multi-threaded path (> 64 Ki rows per thread).

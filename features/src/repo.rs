@@ -18,6 +18,18 @@
 //!   { name = "delinquencies_2y", dtype = "INT64" },
 //! ]
 //!
+//! [[entities]]
+//! name = "merchant"
+//! join_key = "merchant_code"
+//! dtype = "STRING"                               # entity keys: INT64 (default) or STRING
+//!
+//! [[feature_views]]
+//! name = "applicant_merchant"
+//! entities = ["applicant", "merchant"]           # a composite key: one row per pair
+//! source = "data/applicant_merchant.parquet"
+//! timestamp_field = "event_timestamp"
+//! fields = [{ name = "purchases_30d", dtype = "INT64" }]
+//!
 //! [[feature_services]]
 //! name = "credit_risk_v1"
 //! features = ["credit_activity:debt_to_income", "credit_activity:delinquencies_2y"]
@@ -34,7 +46,7 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
-use vane_online::StoredField;
+use vane_online::{StoredField, ViewSchema};
 
 /// A feature repository that failed to load.
 #[derive(Debug, thiserror::Error)]
@@ -100,12 +112,32 @@ impl fmt::Display for Dtype {
     }
 }
 
-/// An entity: what feature rows are about, identified by an INT64 join key.
+/// An entity: what feature rows are about, identified by a join key (INT64 or STRING).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entity {
     pub name: String,
     /// Column holding the entity id, in feature sources and entity data frames.
     pub join_key: String,
+    /// [`Dtype::Int64`] or [`Dtype::String`].
+    pub dtype: Dtype,
+}
+
+/// One join key of a feature view: a column of its source and of entity data frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinKey {
+    pub name: String,
+    /// [`Dtype::Int64`] or [`Dtype::String`].
+    pub dtype: Dtype,
+}
+
+impl JoinKey {
+    /// The online store's kind for this key.
+    pub fn kind(&self) -> vane_online::KeyKind {
+        match self.dtype {
+            Dtype::String => vane_online::KeyKind::String,
+            Dtype::Int64 | Dtype::Fp64 => vane_online::KeyKind::Int64,
+        }
+    }
 }
 
 /// One typed field of a feature view.
@@ -120,10 +152,10 @@ pub struct Field {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeatureView {
     pub name: String,
-    /// The entity's name.
-    pub entity: String,
-    /// The entity's join key (copied from the entity for convenience).
-    pub join_key: String,
+    /// The entities' names: one, or several for a composite key.
+    pub entities: Vec<String>,
+    /// The entities' join keys, in the same order: a row's entity key.
+    pub join_keys: Vec<JoinKey>,
     /// The source as written in the file; [`FeatureRepo::source_path`] resolves it.
     pub source: PathBuf,
     pub timestamp_field: String,
@@ -148,11 +180,24 @@ impl FeatureView {
     pub fn stored_fields(&self) -> Vec<StoredField> {
         self.fields
             .iter()
-            .map(|f| StoredField {
-                name: f.name.clone(),
-                kind: f.dtype.kind().into(),
-            })
+            .map(|f| StoredField::new(&f.name, f.dtype.kind()))
             .collect()
+    }
+
+    /// The keys and fields written to the online store beside the rows.
+    pub fn stored_schema(&self) -> ViewSchema {
+        ViewSchema::new(
+            self.join_keys
+                .iter()
+                .map(|k| StoredField::new(&k.name, k.kind().as_str()))
+                .collect(),
+            self.stored_fields(),
+        )
+    }
+
+    /// The join keys' names, in key order.
+    pub fn join_key_names(&self) -> Vec<&str> {
+        self.join_keys.iter().map(|k| k.name.as_str()).collect()
     }
 }
 
@@ -242,7 +287,8 @@ fn int64() -> String {
 #[serde(deny_unknown_fields)]
 struct RawView {
     name: String,
-    entity: String,
+    entity: Option<String>,
+    entities: Option<Vec<String>>,
     source: String,
     timestamp_field: String,
     created_timestamp_field: Option<String>,
@@ -342,15 +388,27 @@ impl FeatureRepo {
             check_name("entity", &e.name)?;
             check_name(&format!("{at}: join_key"), &e.join_key)?;
             let dtype: Dtype = e.dtype.parse().map_err(|m| format!("{at}: {m}"))?;
-            if dtype != Dtype::Int64 {
-                return Err(format!("{at}: join key dtype must be INT64, not {dtype}"));
+            if dtype == Dtype::Fp64 {
+                return Err(format!(
+                    "{at}: join key dtype must be INT64 or STRING, not {dtype}"
+                ));
             }
             if entities.iter().any(|x| x.name == e.name) {
                 return Err(format!("{at} is defined twice"));
             }
+            if let Some(x) = entities
+                .iter()
+                .find(|x| x.join_key == e.join_key && x.dtype != dtype)
+            {
+                return Err(format!(
+                    "{at}: join key {:?} is {dtype} here but {} in entity {:?}; one column has one type",
+                    e.join_key, x.dtype, x.name
+                ));
+            }
             entities.push(Entity {
                 name: e.name,
                 join_key: e.join_key,
+                dtype,
             });
         }
 
@@ -361,13 +419,35 @@ impl FeatureRepo {
             if views.iter().any(|x| x.name == v.name) {
                 return Err(format!("{at} is defined twice"));
             }
-            let entity = entities
-                .iter()
-                .find(|e| e.name == v.entity)
-                .ok_or_else(|| {
+            let names = match (v.entity, v.entities) {
+                (Some(e), None) => vec![e],
+                (None, Some(es)) if !es.is_empty() => es,
+                (None, _) => {
+                    return Err(format!(
+                        "{at}: give its entity (entity = \"…\") or entities = [\"…\", …]"
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(format!("{at}: give entity or entities, not both"));
+                }
+            };
+            let mut join_keys: Vec<JoinKey> = Vec::with_capacity(names.len());
+            for name in &names {
+                let entity = entities.iter().find(|e| e.name == *name).ok_or_else(|| {
                     let known: Vec<&str> = entities.iter().map(|e| e.name.as_str()).collect();
-                    format!("{at}: unknown entity {:?} (entities: {known:?})", v.entity)
+                    format!("{at}: unknown entity {name:?} (entities: {known:?})")
                 })?;
+                if join_keys.iter().any(|k| k.name == entity.join_key) {
+                    return Err(format!(
+                        "{at}: join key {:?} is listed twice (entities {names:?})",
+                        entity.join_key
+                    ));
+                }
+                join_keys.push(JoinKey {
+                    name: entity.join_key.clone(),
+                    dtype: entity.dtype,
+                });
+            }
             if v.source.trim().is_empty() {
                 return Err(format!("{at}: source is empty"));
             }
@@ -389,17 +469,16 @@ impl FeatureRepo {
             if v.fields.is_empty() {
                 return Err(format!("{at} has no fields"));
             }
-            let reserved: Vec<(&str, &str)> = [
-                (entity.join_key.as_str(), "the join key"),
-                (v.timestamp_field.as_str(), "the timestamp field"),
-            ]
-            .into_iter()
-            .chain(
-                v.created_timestamp_field
-                    .as_deref()
-                    .map(|c| (c, "the created timestamp field")),
-            )
-            .collect();
+            let reserved: Vec<(&str, &str)> = join_keys
+                .iter()
+                .map(|k| (k.name.as_str(), "a join key"))
+                .chain([(v.timestamp_field.as_str(), "the timestamp field")])
+                .chain(
+                    v.created_timestamp_field
+                        .as_deref()
+                        .map(|c| (c, "the created timestamp field")),
+                )
+                .collect();
             let mut fields: Vec<Field> = Vec::new();
             for f in v.fields {
                 let fat = format!("{at}: field {:?}", f.name);
@@ -418,8 +497,8 @@ impl FeatureRepo {
             }
             views.push(FeatureView {
                 name: v.name,
-                entity: entity.name.clone(),
-                join_key: entity.join_key.clone(),
+                entities: names,
+                join_keys,
                 source: PathBuf::from(v.source),
                 timestamp_field: v.timestamp_field,
                 created_timestamp_field: v.created_timestamp_field,
@@ -492,6 +571,20 @@ impl FeatureRepo {
             path: self.path.clone(),
             message,
         })
+    }
+
+    /// The join keys an entity data frame (or an entity-keyed request) must give to read
+    /// `features`: the union of their views' keys, in order of first appearance.
+    pub fn join_keys(&self, features: &[FeatureRef]) -> Vec<JoinKey> {
+        let mut out: Vec<JoinKey> = Vec::new();
+        for r in features {
+            for k in self.view(&r.view).map_or(&[][..], |v| &v.join_keys) {
+                if !out.iter().any(|x| x.name == k.name) {
+                    out.push(k.clone());
+                }
+            }
+        }
+        out
     }
 
     /// The features of a service, or an error naming the known services.
@@ -612,7 +705,9 @@ request_features = ["loan_amount"]
         let r = parse(GOOD).unwrap();
         assert_eq!(r.entities.len(), 1);
         let p = r.view("profile").unwrap();
-        assert_eq!(p.join_key, "applicant_id");
+        assert_eq!(p.join_key_names(), ["applicant_id"]);
+        assert_eq!(p.join_keys[0].dtype, Dtype::Int64);
+        assert_eq!(p.entities, ["applicant"]);
         assert_eq!(p.ttl_s, Some(400 * 86_400));
         assert_eq!(p.ttl_us(), Some(400 * 86_400 * 1_000_000));
         assert_eq!(
@@ -721,11 +816,78 @@ request_features = ["loan_amount"]
     }
 
     #[test]
-    fn entity_dtype_must_be_int64() {
-        let msg = error_with("dtype = \"INT64\"\n\n", "dtype = \"STRING\"\n\n");
-        assert_has(&msg, &["entity \"applicant\"", "INT64"]);
+    fn entity_dtype_is_int64_or_string() {
+        let msg = error_with("dtype = \"INT64\"\n\n", "dtype = \"FP64\"\n\n");
+        assert_has(&msg, &["entity \"applicant\"", "INT64 or STRING, not FP64"]);
         let msg = error_with("dtype = \"INT64\"\n\n", "dtype = \"INT32\"\n\n");
         assert_has(&msg, &["entity \"applicant\"", "unknown dtype \"INT32\""]);
+        let r =
+            parse(&GOOD.replacen("dtype = \"INT64\"\n\n", "dtype = \"STRING\"\n\n", 1)).unwrap();
+        let p = r.view("profile").unwrap();
+        assert_eq!(p.join_keys[0].dtype, Dtype::String);
+        assert_eq!(p.stored_schema().keys[0].kind, "STRING");
+    }
+
+    /// A view of two entities (a composite key), a STRING-keyed entity, and a service over
+    /// views of different entities.
+    #[test]
+    fn composite_keys_and_services_across_entities() {
+        let text = GOOD.replacen(
+            "[[feature_views]]",
+            "[[entities]]\nname = \"merchant\"\njoin_key = \"merchant_code\"\ndtype = \"STRING\"\n\n\
+             [[feature_views]]\nname = \"pair\"\nentities = [\"applicant\", \"merchant\"]\n\
+             source = \"p.parquet\"\ntimestamp_field = \"ts\"\nfields = [{ name = \"n\", dtype = \"INT64\" }]\n\n\
+             [[feature_views]]",
+            1,
+        );
+        let r = parse(&text).unwrap();
+        let pair = r.view("pair").unwrap();
+        assert_eq!(pair.join_key_names(), ["applicant_id", "merchant_code"]);
+        assert_eq!(pair.entities, ["applicant", "merchant"]);
+        let s = pair.stored_schema();
+        assert_eq!(
+            s.keys,
+            vec![
+                StoredField::new("applicant_id", "INT64"),
+                StoredField::new("merchant_code", "STRING")
+            ]
+        );
+        let refs = r.parse_refs(&["profile:annual_income", "pair:n"]).unwrap();
+        let keys: Vec<String> = r.join_keys(&refs).into_iter().map(|k| k.name).collect();
+        assert_eq!(keys, ["applicant_id", "merchant_code"]);
+
+        let both = text.replacen(
+            "entities = [\"applicant\", \"merchant\"]",
+            "entity = \"applicant\"\nentities = [\"merchant\"]",
+            1,
+        );
+        assert_has(
+            &parse(&both).unwrap_err().to_string(),
+            &["feature view \"pair\": give entity or entities, not both"],
+        );
+        let twice = text.replacen(
+            "[\"applicant\", \"merchant\"]",
+            "[\"applicant\", \"applicant\"]",
+            1,
+        );
+        assert_has(
+            &parse(&twice).unwrap_err().to_string(),
+            &["join key \"applicant_id\" is listed twice"],
+        );
+        let clash = text.replacen(
+            "join_key = \"merchant_code\"",
+            "join_key = \"applicant_id\"",
+            1,
+        );
+        assert_has(
+            &parse(&clash).unwrap_err().to_string(),
+            &["join key \"applicant_id\" is STRING here but INT64 in entity \"applicant\""],
+        );
+        let shadow = text.replacen("{ name = \"n\"", "{ name = \"merchant_code\"", 1);
+        assert_has(
+            &parse(&shadow).unwrap_err().to_string(),
+            &["field \"merchant_code\" has the name of a join key"],
+        );
     }
 
     #[test]

@@ -10,10 +10,16 @@ use std::sync::OnceLock;
 use vane_protocol::tensor::{Output, TensorData};
 use vane_protocol::{Decoded, Schema, encode_infer, encode_predictions};
 
-/// The fixture schema, strict (no missing values) and lenient.
-pub fn schemas() -> &'static [Schema; 2] {
-    static S: OnceLock<[Schema; 2]> = OnceLock::new();
-    S.get_or_init(|| [fixture::schema(false, 64), fixture::schema(true, 64)])
+/// The fixture schema, strict (no missing values) and lenient, and its composite-key variant.
+pub fn schemas() -> &'static [Schema; 3] {
+    static S: OnceLock<[Schema; 3]> = OnceLock::new();
+    S.get_or_init(|| {
+        [
+            fixture::schema(false, 64),
+            fixture::schema(true, 64),
+            fixture::composite_schema(),
+        ]
+    })
 }
 
 /// A decoded request is internally consistent, and its response encodes to valid JSON.
@@ -22,7 +28,7 @@ pub fn check(s: &Schema, d: &Decoded) {
     assert!(d.rows >= 1 && d.rows <= s.max_request_rows);
     assert_eq!(d.input.len(), d.rows * width);
     if let Some(e) = &d.entities {
-        assert_eq!(e.ids.len(), d.rows);
+        assert_eq!(e.rows(), d.rows);
         assert!(e.provided.len() == width || e.provided.len() == d.rows * width);
     }
     let outputs: Vec<Output> = s

@@ -19,7 +19,8 @@
 //!
 //! **Schema** (field layout of one view): JSON `{"format": 1, "fields": [{"name", "kind"}]}`.
 
-use crate::{FeatureRow, StoreError, StoredField, Value};
+use crate::key::{EntityKey, KeyKind};
+use crate::{FeatureRow, StoreError, StoredField, Value, ViewSchema};
 
 /// Current row format version (byte 0 of every row).
 pub const ROW_FORMAT: u8 = 1;
@@ -38,11 +39,11 @@ pub fn ordered_ts(ts: i64) -> [u8; 8] {
     ((ts as u64) ^ (1 << 63)).to_be_bytes()
 }
 
-fn ts_from_ordered(b: [u8; 8]) -> i64 {
+pub(crate) fn ts_from_ordered(b: [u8; 8]) -> i64 {
     (u64::from_be_bytes(b) ^ (1 << 63)) as i64
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -100,13 +101,21 @@ pub fn row_event_ts(bytes: &[u8]) -> Result<i64, StoreError> {
     Ok(ts_from_ordered(header))
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn byte(&mut self) -> Result<u8, StoreError> {
+    pub(crate) fn new(bytes: &'a [u8], pos: usize) -> Self {
+        Reader { bytes, pos }
+    }
+
+    pub(crate) fn done(&self) -> bool {
+        self.pos >= self.bytes.len()
+    }
+
+    pub(crate) fn byte(&mut self) -> Result<u8, StoreError> {
         let b = *self
             .bytes
             .get(self.pos)
@@ -115,7 +124,7 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
         let end = self
             .pos
             .checked_add(n)
@@ -128,7 +137,7 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    fn varint(&mut self) -> Result<u64, StoreError> {
+    pub(crate) fn varint(&mut self) -> Result<u64, StoreError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -191,38 +200,66 @@ pub fn decode_row(bytes: &[u8]) -> Result<FeatureRow, StoreError> {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SchemaDoc {
     format: u32,
+    /// Absent in format 1 (a single INT64 key, unnamed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    keys: Vec<StoredField>,
     fields: Vec<StoredField>,
 }
 
-/// The stored form of a view's field layout.
-pub fn encode_schema(fields: &[StoredField]) -> Vec<u8> {
+/// The stored form of a view's layout (schema format 2: keys and fields).
+pub fn encode_schema(schema: &ViewSchema) -> Vec<u8> {
     serde_json::to_vec(&SchemaDoc {
-        format: 1,
-        fields: fields.to_vec(),
+        format: 2,
+        keys: schema.keys.clone(),
+        fields: schema.fields.clone(),
     })
     .expect("schema serializes")
 }
 
-pub fn decode_schema(bytes: &[u8]) -> Result<Vec<StoredField>, StoreError> {
+/// Reads schema format 2, or format 1 (written before composite keys: one INT64 key, rows in
+/// key format 1).
+pub fn decode_schema(bytes: &[u8]) -> Result<ViewSchema, StoreError> {
     let doc: SchemaDoc = serde_json::from_slice(bytes)
         .map_err(|e| StoreError::Corrupt(format!("stored schema: {e}")))?;
-    if doc.format != 1 {
-        return Err(StoreError::Corrupt(format!(
-            "stored schema: unknown format {}",
-            doc.format
-        )));
-    }
-    Ok(doc.fields)
+    let key_format = match doc.format {
+        1 if doc.keys.is_empty() => 1,
+        2 if !doc.keys.is_empty() => 2,
+        f => {
+            return Err(StoreError::Corrupt(format!(
+                "stored schema: unknown format {f} (with {} keys)",
+                doc.keys.len()
+            )));
+        }
+    };
+    Ok(ViewSchema {
+        key_format,
+        keys: doc.keys,
+        fields: doc.fields,
+    })
 }
 
-/// Checks a field layout before it is stored.
-pub fn check_schema(view: &str, fields: &[StoredField]) -> Result<(), StoreError> {
+/// Checks a layout before it is stored.
+pub fn check_schema(view: &str, schema: &ViewSchema) -> Result<(), StoreError> {
     if view.is_empty() || view.contains(':') {
         return Err(StoreError::Invalid(format!(
             "view name {view:?} must be non-empty and contain no ':'"
         )));
     }
-    for f in fields {
+    if schema.key_format != crate::key::KEY_FORMAT || schema.keys.is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "view {view:?}: a schema is written with key format {} and at least one key",
+            crate::key::KEY_FORMAT
+        )));
+    }
+    for k in &schema.keys {
+        if KeyKind::parse(&k.kind).is_none() {
+            return Err(StoreError::Invalid(format!(
+                "view {view:?}: key {:?} has kind {:?} (expected INT64 or STRING)",
+                k.name, k.kind
+            )));
+        }
+    }
+    for f in &schema.fields {
         if f.kind != "NUMERIC" && f.kind != "STRING" {
             return Err(StoreError::Invalid(format!(
                 "view {view:?}: field {:?} has kind {:?} (expected NUMERIC or STRING)",
@@ -236,15 +273,27 @@ pub fn check_schema(view: &str, fields: &[StoredField]) -> Result<(), StoreError
 /// Checks rows against the view's stored layout before they are written.
 pub fn check_rows(
     view: &str,
-    schema: Option<&[StoredField]>,
-    rows: &[(crate::EntityId, FeatureRow)],
+    schema: Option<&ViewSchema>,
+    rows: &[(EntityKey, FeatureRow)],
 ) -> Result<(), StoreError> {
-    let Some(fields) = schema else {
+    let Some(schema) = schema else {
         return Err(StoreError::Invalid(format!(
             "view {view:?} has no schema in the online store: write it before its rows"
         )));
     };
+    if schema.key_format != crate::key::KEY_FORMAT {
+        return Err(StoreError::Invalid(format!(
+            "view {view:?} is stored in key format {}: write its schema again (materialize does) \
+             to move it to format {} before writing rows",
+            schema.key_format,
+            crate::key::KEY_FORMAT
+        )));
+    }
+    let kinds = schema.key_kinds();
+    let fields = &schema.fields;
     for (id, row) in rows {
+        id.check(&kinds)
+            .map_err(|e| StoreError::Invalid(format!("view {view:?}: {e}")))?;
         if row.values.len() != fields.len() {
             return Err(StoreError::Invalid(format!(
                 "view {view:?}, entity {id}: {} values for {} fields",
@@ -355,50 +404,76 @@ mod tests {
 
     #[test]
     fn rows_are_checked_against_the_schema() {
-        let fields = vec![
-            StoredField {
-                name: "a".into(),
-                kind: "NUMERIC".into(),
-            },
-            StoredField {
-                name: "b".into(),
-                kind: "STRING".into(),
-            },
-        ];
-        let row = |values| {
+        let schema = ViewSchema::new(
+            vec![StoredField::new("id", "INT64")],
+            vec![
+                StoredField::new("a", "NUMERIC"),
+                StoredField::new("b", "STRING"),
+            ],
+        );
+        let row = |key: EntityKey, values| {
             vec![(
-                7,
+                key,
                 FeatureRow {
                     event_ts_us: 0,
                     values,
                 },
             )]
         };
-        assert!(check_rows("v", Some(&fields), &row(vec![Value::Num(1.0), Value::Null])).is_ok());
-        let e = check_rows("v", None, &row(vec![])).unwrap_err().to_string();
+        let ok = || vec![Value::Num(1.0), Value::Null];
+        assert!(check_rows("v", Some(&schema), &row(7.into(), ok())).is_ok());
+        let e = check_rows("v", None, &row(7.into(), vec![]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no schema"), "{e}");
-        let e = check_rows("v", Some(&fields), &row(vec![Value::Null]))
+        let e = check_rows("v", Some(&schema), &row(7.into(), vec![Value::Null]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("entity 7: 1 values for 2 fields"), "{e}");
         let e = check_rows(
             "v",
-            Some(&fields),
-            &row(vec![Value::Str("x".into()), Value::Null]),
+            Some(&schema),
+            &row(7.into(), vec![Value::Str("x".into()), Value::Null]),
         )
         .unwrap_err()
         .to_string();
         assert!(e.contains("field \"a\" is NUMERIC"), "{e}");
-        assert!(check_schema("a:b", &fields).is_err());
-        assert!(
-            check_schema(
-                "v",
-                &[StoredField {
-                    name: "x".into(),
-                    kind: "FP64".into()
-                }]
-            )
-            .is_err()
+        let e = check_rows("v", Some(&schema), &row("x".into(), ok()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("entity key \"x\" has parts [\"STRING\"]"), "{e}");
+        assert!(check_schema("a:b", &schema).is_err());
+        let mut bad = schema.clone();
+        bad.fields[0].kind = "FP64".into();
+        assert!(check_schema("v", &bad).is_err());
+        let mut bad = schema.clone();
+        bad.keys[0].kind = "FP64".into();
+        assert!(check_schema("v", &bad).is_err());
+        bad.keys.clear();
+        assert!(check_schema("v", &bad).is_err());
+    }
+
+    #[test]
+    fn schemas_round_trip_and_old_ones_read() {
+        let schema = ViewSchema::new(
+            vec![
+                StoredField::new("a", "INT64"),
+                StoredField::new("b", "STRING"),
+            ],
+            vec![StoredField::new("x", "NUMERIC")],
         );
+        assert_eq!(decode_schema(&encode_schema(&schema)).unwrap(), schema);
+        let old = br#"{"format":1,"fields":[{"name":"x","kind":"NUMERIC"}]}"#;
+        let old = decode_schema(old).unwrap();
+        assert_eq!(old.key_format, 1);
+        assert_eq!(old.fields, schema.fields);
+        assert!(old.fits(&ViewSchema::new(
+            vec![StoredField::new("id", "INT64")],
+            schema.fields.clone()
+        )));
+        assert!(!old.fits(&schema));
+        let e = check_rows("v", Some(&old), &[]).unwrap_err().to_string();
+        assert!(e.contains("key format 1"), "{e}");
+        assert!(decode_schema(br#"{"format":3,"fields":[]}"#).is_err());
     }
 }

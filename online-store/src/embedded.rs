@@ -1,7 +1,9 @@
 //! The embedded online store: one [redb](https://docs.rs/redb) file.
 //!
 //! Tables: `vane_schemas` (view → schema JSON), `vane_meta` (key → bytes) and one
-//! `rows:<view>` table per view (entity id `i64` → row, see [`crate::codec`]). A write batch is
+//! `rows.k2:<view>` table per view (encoded [`EntityKey`] → row, see [`crate::codec`]). Stores
+//! written before composite keys hold `rows:<view>` tables keyed by `i64` (key format 1):
+//! they are read as they are, and moved to `rows.k2:` when a schema is next written. A write batch is
 //! one transaction that compares each row's event timestamp with the stored one inside the
 //! transaction, so an older row never replaces a newer one, whatever the number of writers.
 //!
@@ -16,12 +18,17 @@ use redb::{
 };
 
 use crate::codec::{self, check_rows, check_schema, decode_row, decode_schema, encode_schema};
-use crate::{EntityId, FeatureRow, OnlineStore, StoreError, StoredField};
+use crate::{EntityKey, FeatureRow, OnlineStore, StoreError, ViewSchema};
 
 const SCHEMAS: TableDefinition<&str, &[u8]> = TableDefinition::new("vane_schemas");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("vane_meta");
 
 fn rows_table_name(view: &str) -> String {
+    format!("rows.k2:{view}")
+}
+
+/// The table of a view stored in key format 1.
+fn legacy_table_name(view: &str) -> String {
     format!("rows:{view}")
 }
 
@@ -99,17 +106,82 @@ impl EmbeddedStore {
     }
 }
 
+impl EmbeddedStore {
+    /// Reads a view stored in key format 1 (`i64` keys), if that is how it is stored.
+    fn read_legacy(
+        &self,
+        txn: &redb::ReadTransaction,
+        view: &str,
+        keys: &[EntityKey],
+    ) -> Result<Vec<Option<FeatureRow>>, StoreError> {
+        let name = legacy_table_name(view);
+        let def: TableDefinition<i64, &[u8]> = TableDefinition::new(&name);
+        let t = match txn.open_table(def) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(vec![None; keys.len()]),
+            Err(e) => return Err(self.err(e)),
+        };
+        keys.iter()
+            .map(|k| {
+                let id = k.single_int().ok_or_else(|| {
+                    StoreError::Invalid(format!(
+                        "view {view:?} was stored by an older Vane with one INT64 key (key format 1), \
+                         so it has no row for key {k}; materialize it again"
+                    ))
+                })?;
+                t.get(id)
+                    .map_err(|e| self.err(e))?
+                    .map(|g| decode_row(g.value()))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// Moves a view's rows from key format 1 to the current one, inside `txn`.
+    fn upgrade_keys(&self, txn: &redb::WriteTransaction, view: &str) -> Result<(), StoreError> {
+        let old_name = legacy_table_name(view);
+        let old_def: TableDefinition<i64, &[u8]> = TableDefinition::new(&old_name);
+        let name = rows_table_name(view);
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
+        {
+            let old = txn.open_table(old_def).map_err(|e| self.err(e))?;
+            let mut new = txn.open_table(def).map_err(|e| self.err(e))?;
+            for entry in old.iter().map_err(|e| self.err(e))? {
+                let (k, v) = entry.map_err(|e| self.err(e))?;
+                new.insert(EntityKey::int(k.value()).as_bytes(), v.value())
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        txn.delete_table(old_def).map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
 impl OnlineStore for EmbeddedStore {
     fn describe(&self) -> String {
         format!("embedded redb {}", self.path.display())
     }
 
-    fn write_schema(&self, view: &str, fields: &[StoredField]) -> Result<(), StoreError> {
-        check_schema(view, fields)?;
-        self.put_bytes(SCHEMAS, view, &encode_schema(fields))
+    fn write_schema(&self, view: &str, schema: &ViewSchema) -> Result<(), StoreError> {
+        check_schema(view, schema)?;
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut schemas = txn.open_table(SCHEMAS).map_err(|e| self.err(e))?;
+            let old = match schemas.get(view).map_err(|e| self.err(e))? {
+                Some(b) => Some(decode_schema(b.value())?),
+                None => None,
+            };
+            if old.is_some_and(|o| o.key_format == 1) {
+                self.upgrade_keys(&txn, view)?;
+            }
+            schemas
+                .insert(view, encode_schema(schema).as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        txn.commit().map_err(|e| self.err(e))
     }
 
-    fn read_schema(&self, view: &str) -> Result<Option<Vec<StoredField>>, StoreError> {
+    fn read_schema(&self, view: &str) -> Result<Option<ViewSchema>, StoreError> {
         self.get_bytes(SCHEMAS, view)?
             .map(|b| decode_schema(&b))
             .transpose()
@@ -118,22 +190,22 @@ impl OnlineStore for EmbeddedStore {
     fn write_batch(
         &self,
         view: &str,
-        rows: &[(EntityId, FeatureRow)],
+        rows: &[(EntityKey, FeatureRow)],
     ) -> Result<usize, StoreError> {
         let schema = self.read_schema(view)?;
-        check_rows(view, schema.as_deref(), rows)?;
+        check_rows(view, schema.as_ref(), rows)?;
         if rows.is_empty() {
             return Ok(0);
         }
         let name = rows_table_name(view);
-        let def: TableDefinition<i64, &[u8]> = TableDefinition::new(&name);
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         let mut stored = 0;
         {
             let mut t = txn.open_table(def).map_err(|e| self.err(e))?;
             let mut buf = Vec::with_capacity(256);
-            for (id, row) in rows {
-                let older = match t.get(*id).map_err(|e| self.err(e))? {
+            for (key, row) in rows {
+                let older = match t.get(key.as_bytes()).map_err(|e| self.err(e))? {
                     Some(old) => codec::row_event_ts(old.value())? > row.event_ts_us,
                     None => false,
                 };
@@ -142,7 +214,8 @@ impl OnlineStore for EmbeddedStore {
                 }
                 buf.clear();
                 codec::encode_row(row, &mut buf);
-                t.insert(*id, buf.as_slice()).map_err(|e| self.err(e))?;
+                t.insert(key.as_bytes(), buf.as_slice())
+                    .map_err(|e| self.err(e))?;
                 stored += 1;
             }
         }
@@ -153,19 +226,19 @@ impl OnlineStore for EmbeddedStore {
     fn read_batch(
         &self,
         view: &str,
-        ids: &[EntityId],
+        keys: &[EntityKey],
     ) -> Result<Vec<Option<FeatureRow>>, StoreError> {
         let name = rows_table_name(view);
-        let def: TableDefinition<i64, &[u8]> = TableDefinition::new(&name);
+        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
         let t = match txn.open_table(def) {
             Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(vec![None; ids.len()]),
+            Err(TableError::TableDoesNotExist(_)) => return self.read_legacy(&txn, view, keys),
             Err(e) => return Err(self.err(e)),
         };
-        ids.iter()
-            .map(|id| {
-                t.get(*id)
+        keys.iter()
+            .map(|k| {
+                t.get(k.as_bytes())
                     .map_err(|e| self.err(e))?
                     .map(|g| decode_row(g.value()))
                     .transpose()

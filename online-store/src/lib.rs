@@ -2,12 +2,14 @@
 //! materialize) and the server meet.
 //!
 //! Principal types:
-//! - [`OnlineStore`]: latest feature row per (view, entity); implementations in
+//! - [`OnlineStore`]: latest feature row per (view, entity key); implementations in
 //!   [`embedded`] (a single redb file, the default) and [`redis`]. Writers never let an older
 //!   row replace a newer one; readers get the event timestamp to check staleness.
 //! - [`lookup`]: the batched read the server uses, with TTL checks ([`Lookup`]).
 //! - [`open_store`]: a path → [`embedded::EmbeddedStore`], `redis://…` →
 //!   [`redis::RedisStore`]. Both share the row and schema formats of [`codec`].
+//! - [`EntityKey`]: a view's join-key values (INT64 and STRING, one or several), encoded in
+//!   the versioned key format of [`key`]; [`ViewSchema`]: a view's keys and fields as stored.
 //!
 //! Errors: [`StoreError::Unavailable`] (store down, locked, timed out: the server answers 503),
 //! [`StoreError::Corrupt`] (stored bytes it cannot decode), [`StoreError::Invalid`] (the
@@ -16,6 +18,7 @@
 
 pub mod codec;
 pub mod embedded;
+pub mod key;
 pub mod redis;
 #[doc(hidden)]
 pub mod testing;
@@ -23,8 +26,7 @@ pub mod testing;
 use std::fmt;
 use std::sync::Arc;
 
-/// An entity id (the join key's value), e.g. an `applicant_id`.
-pub type EntityId = i64;
+pub use key::{EntityKey, KeyBuilder, KeyKind, KeyValue};
 
 /// One feature value.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,12 +46,66 @@ pub struct FeatureRow {
     pub values: Vec<Value>,
 }
 
-/// A field of a materialized view, as stored beside its rows.
+/// A key or field of a materialized view, as stored beside its rows.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredField {
     pub name: String,
-    /// `NUMERIC` or `STRING`.
+    /// Fields: `NUMERIC` or `STRING`; keys: `INT64` or `STRING`.
     pub kind: String,
+}
+
+impl StoredField {
+    pub fn new(name: impl Into<String>, kind: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind: kind.into(),
+        }
+    }
+}
+
+/// A view's layout as stored beside its rows: its join keys, in key order, and its fields, in
+/// row order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewSchema {
+    /// [`key::KEY_FORMAT`] for views written by this build; 1 for a view written before
+    /// composite keys (one INT64 key, its name not recorded, `keys` empty).
+    pub key_format: u8,
+    pub keys: Vec<StoredField>,
+    pub fields: Vec<StoredField>,
+}
+
+impl ViewSchema {
+    /// A layout in the current key format.
+    pub fn new(keys: Vec<StoredField>, fields: Vec<StoredField>) -> Self {
+        Self {
+            key_format: key::KEY_FORMAT,
+            keys,
+            fields,
+        }
+    }
+
+    /// The kinds of the keys (`INT64` for an unparsable kind: `check_schema` refuses those).
+    pub fn key_kinds(&self) -> Vec<KeyKind> {
+        if self.key_format == 1 {
+            return vec![KeyKind::Int64];
+        }
+        self.keys
+            .iter()
+            .map(|k| KeyKind::parse(&k.kind).unwrap_or(KeyKind::Int64))
+            .collect()
+    }
+
+    /// Whether rows stored under `self` read correctly under `new`: same fields and keys (a
+    /// format-1 layout fits any single-INT64-key layout with its fields: writing `new` moves
+    /// its rows to the current key format).
+    pub fn fits(&self, new: &ViewSchema) -> bool {
+        self.fields == new.fields
+            && if self.key_format == 1 {
+                new.key_kinds() == [KeyKind::Int64]
+            } else {
+                self.keys == new.keys
+            }
+    }
 }
 
 /// Online store failures. `Unavailable` is what the server maps to 503.
@@ -67,19 +123,24 @@ pub enum StoreError {
 pub trait OnlineStore: Send + Sync {
     /// Where the store lives, for logs.
     fn describe(&self) -> String;
-    /// Records the field layout of `view` (written by materialize before its rows).
-    fn write_schema(&self, view: &str, fields: &[StoredField]) -> Result<(), StoreError>;
-    /// The field layout of `view`, if it was ever materialized.
-    fn read_schema(&self, view: &str) -> Result<Option<Vec<StoredField>>, StoreError>;
+    /// Records the layout of `view` (written by materialize before its rows). Over a view
+    /// stored in key format 1, it first moves the view's rows to the current key format.
+    fn write_schema(&self, view: &str, schema: &ViewSchema) -> Result<(), StoreError>;
+    /// The layout of `view`, if it was ever materialized.
+    fn read_schema(&self, view: &str) -> Result<Option<ViewSchema>, StoreError>;
     /// Writes rows, keeping for each entity whichever row has the later event timestamp (an
-    /// older row never replaces a newer one). Returns how many rows were stored.
-    fn write_batch(&self, view: &str, rows: &[(EntityId, FeatureRow)])
-    -> Result<usize, StoreError>;
-    /// The stored row of each id, in order (`None`: never materialized).
+    /// older row never replaces a newer one). Keys must fit the view's stored keys. Returns
+    /// how many rows were stored.
+    fn write_batch(
+        &self,
+        view: &str,
+        rows: &[(EntityKey, FeatureRow)],
+    ) -> Result<usize, StoreError>;
+    /// The stored row of each key, in order (`None`: never materialized).
     fn read_batch(
         &self,
         view: &str,
-        ids: &[EntityId],
+        keys: &[EntityKey],
     ) -> Result<Vec<Option<FeatureRow>>, StoreError>;
     /// A small bookkeeping value stored beside the rows (e.g. where incremental
     /// materialization stopped), if any.
@@ -149,12 +210,12 @@ pub fn ttl_us(ttl_s: u64) -> i64 {
 pub fn lookup(
     store: &dyn OnlineStore,
     view: &str,
-    ids: &[EntityId],
+    keys: &[EntityKey],
     ttl_s: Option<u64>,
     now_us: i64,
 ) -> Result<Vec<Lookup>, StoreError> {
     Ok(store
-        .read_batch(view, ids)?
+        .read_batch(view, keys)?
         .into_iter()
         .map(|r| match r {
             None => Lookup::NotFound,
@@ -189,19 +250,23 @@ mod tests {
         store
             .write_schema(
                 "v",
-                &[StoredField {
-                    name: "x".into(),
-                    kind: "NUMERIC".into(),
-                }],
+                &ViewSchema::new(
+                    vec![StoredField::new("id", "INT64")],
+                    vec![StoredField::new("x", "NUMERIC")],
+                ),
             )
             .unwrap();
         let row = FeatureRow {
             event_ts_us: 0,
             values: vec![Value::Num(1.0)],
         };
-        store.write_batch("v", &[(7, row)]).unwrap();
+        store.write_batch("v", &[(7.into(), row)]).unwrap();
         let now = 10 * 86_400 * 1_000_000;
-        let at = |ttl| lookup(&*store, "v", &[7], ttl, now).unwrap().remove(0);
+        let at = |ttl| {
+            lookup(&*store, "v", &[7.into()], ttl, now)
+                .unwrap()
+                .remove(0)
+        };
         // A TTL past i64 microseconds is "never stale", not a negative limit.
         assert!(matches!(at(Some(u64::MAX)), Lookup::Present(_)));
         assert!(matches!(

@@ -4,12 +4,15 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `vane:<view>:<entity id>` | the latest row ([`crate::codec`] format) |
+//! | `vane:<view>:<entity key>` | the latest row ([`crate::codec`] format) |
 //! | `vane:<view>:schema` | the view's schema JSON |
 //! | `vane::meta:<key>` | bookkeeping (e.g. materialization state) |
 //!
-//! Entity ids are decimal integers, so a row key never collides with `schema`; view names
-//! contain no `:`, so `vane::meta:` never collides with a view.
+//! An entity key is its [`crate::key`] encoding (binary, starting with the format byte 2), so
+//! a row key never collides with `schema`; view names contain no `:`, so `vane::meta:` never
+//! collides with a view. Stores written before composite keys used decimal INT64 ids (key
+//! format 1): a read that finds none of its keys tries those, and writing the view's schema
+//! moves its rows to the current format.
 //!
 //! Reads are one `MGET` per batch. Writes run a Lua script per chunk of rows that compares the
 //! 8 ordered timestamp bytes of the stored and the new row and writes only if the new one is
@@ -25,7 +28,7 @@ use std::time::Duration;
 use ::redis::{Client, Connection, ErrorKind, RedisError, RedisResult, Script};
 
 use crate::codec::{self, check_rows, check_schema, decode_row, decode_schema, encode_schema};
-use crate::{EntityId, FeatureRow, OnlineStore, StoreError, StoredField};
+use crate::{EntityKey, FeatureRow, OnlineStore, StoreError, ViewSchema};
 
 /// Keeps a row unless the stored one has a later event timestamp; returns how many it wrote.
 /// KEYS[i] gets ARGV[i]. Bytes 2..9 of a row are its order-preserving timestamp.
@@ -157,8 +160,79 @@ impl RedisStore {
         format!("vane:{view}:schema")
     }
 
-    fn row_key(view: &str, id: EntityId) -> String {
+    fn row_key(view: &str, key: &EntityKey) -> Vec<u8> {
+        let mut k = Vec::with_capacity(view.len() + 6 + key.as_bytes().len());
+        k.extend_from_slice(b"vane:");
+        k.extend_from_slice(view.as_bytes());
+        k.push(b':');
+        k.extend_from_slice(key.as_bytes());
+        k
+    }
+
+    /// A row key of key format 1.
+    fn legacy_row_key(view: &str, id: i64) -> String {
         format!("vane:{view}:{id}")
+    }
+
+    fn mget(&self, keys: &[impl ::redis::ToRedisArgs]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let raw: Vec<Option<Vec<u8>>> =
+            self.with_conn(|c| ::redis::cmd("MGET").arg(keys).query(c))?;
+        if raw.len() != keys.len() {
+            return Err(StoreError::Corrupt(format!(
+                "{}: MGET of {} keys answered {} values",
+                self.shown,
+                keys.len(),
+                raw.len()
+            )));
+        }
+        Ok(raw)
+    }
+
+    /// Moves a view's rows from key format 1 (decimal ids) to the current key format.
+    /// Concurrent writers are safe: the copy keeps the newer row, a row already moved is
+    /// skipped.
+    fn upgrade_keys(&self, view: &str) -> Result<(), StoreError> {
+        let pattern = format!("vane:{view}:*");
+        let prefix = format!("vane:{view}:");
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self.with_conn(|c| {
+                ::redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)
+            })?;
+            let old: Vec<(String, i64)> = keys
+                .iter()
+                .filter_map(|k| {
+                    let id = std::str::from_utf8(k.strip_prefix(prefix.as_bytes())?).ok()?;
+                    Some((String::from_utf8(k.clone()).ok()?, id.parse().ok()?))
+                })
+                .collect();
+            if !old.is_empty() {
+                let names: Vec<&str> = old.iter().map(|(k, _)| k.as_str()).collect();
+                let values = self.mget(&names)?;
+                let mut inv = self.script.prepare_invoke();
+                let mut any = false;
+                for ((_, id), v) in old.iter().zip(values) {
+                    if let Some(v) = v {
+                        inv.key(Self::row_key(view, &EntityKey::int(*id))).arg(v);
+                        any = true;
+                    }
+                }
+                if any {
+                    self.with_conn(|c| inv.invoke::<usize>(c))?;
+                }
+                self.with_conn(|c| ::redis::cmd("DEL").arg(&names).query::<usize>(c))?;
+            }
+            cursor = next;
+            if cursor == 0 {
+                return Ok(());
+            }
+        }
     }
 
     fn meta_key(key: &str) -> String {
@@ -185,12 +259,15 @@ impl OnlineStore for RedisStore {
         format!("redis {}", self.shown)
     }
 
-    fn write_schema(&self, view: &str, fields: &[StoredField]) -> Result<(), StoreError> {
-        check_schema(view, fields)?;
-        self.set(&Self::schema_key(view), &encode_schema(fields))
+    fn write_schema(&self, view: &str, schema: &ViewSchema) -> Result<(), StoreError> {
+        check_schema(view, schema)?;
+        if self.read_schema(view)?.is_some_and(|o| o.key_format == 1) {
+            self.upgrade_keys(view)?;
+        }
+        self.set(&Self::schema_key(view), &encode_schema(schema))
     }
 
-    fn read_schema(&self, view: &str) -> Result<Option<Vec<StoredField>>, StoreError> {
+    fn read_schema(&self, view: &str) -> Result<Option<ViewSchema>, StoreError> {
         self.get(&Self::schema_key(view))?
             .map(|b| decode_schema(&b))
             .transpose()
@@ -199,10 +276,10 @@ impl OnlineStore for RedisStore {
     fn write_batch(
         &self,
         view: &str,
-        rows: &[(EntityId, FeatureRow)],
+        rows: &[(EntityKey, FeatureRow)],
     ) -> Result<usize, StoreError> {
         let schema = self.read_schema(view)?;
-        check_rows(view, schema.as_deref(), rows)?;
+        check_rows(view, schema.as_ref(), rows)?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -210,8 +287,8 @@ impl OnlineStore for RedisStore {
         let mut pipe = ::redis::pipe();
         for chunk in rows.chunks(SCRIPT_CHUNK) {
             let mut inv = self.script.prepare_invoke();
-            for (id, row) in chunk {
-                inv.key(Self::row_key(view, *id))
+            for (key, row) in chunk {
+                inv.key(Self::row_key(view, key))
                     .arg(codec::row_to_bytes(row));
             }
             pipe.invoke_script(&inv);
@@ -223,21 +300,22 @@ impl OnlineStore for RedisStore {
     fn read_batch(
         &self,
         view: &str,
-        ids: &[EntityId],
+        keys: &[EntityKey],
     ) -> Result<Vec<Option<FeatureRow>>, StoreError> {
-        if ids.is_empty() {
+        if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids.iter().map(|id| Self::row_key(view, *id)).collect();
-        let raw: Vec<Option<Vec<u8>>> =
-            self.with_conn(|c| ::redis::cmd("MGET").arg(&keys).query(c))?;
-        if raw.len() != ids.len() {
-            return Err(StoreError::Corrupt(format!(
-                "{}: MGET of {} keys answered {} values",
-                self.shown,
-                ids.len(),
-                raw.len()
-            )));
+        let names: Vec<Vec<u8>> = keys.iter().map(|k| Self::row_key(view, k)).collect();
+        let mut raw = self.mget(&names)?;
+        // Nothing found: the view may still be stored in key format 1.
+        if raw.iter().all(Option::is_none) {
+            let legacy: Option<Vec<String>> = keys
+                .iter()
+                .map(|k| Some(Self::legacy_row_key(view, k.single_int()?)))
+                .collect();
+            if let Some(legacy) = legacy {
+                raw = self.mget(&legacy)?;
+            }
         }
         raw.into_iter()
             .map(|v| v.map(|b| decode_row(&b)).transpose())
@@ -278,7 +356,7 @@ mod tests {
         .unwrap();
         for r in [
             s.read_schema("v").map(|_| ()),
-            s.read_batch("v", &[1]).map(|_| ()),
+            s.read_batch("v", &[1.into()]).map(|_| ()),
             s.ping(),
         ] {
             assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");

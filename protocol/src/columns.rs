@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use vane_registry::FeatureKind;
 
-use crate::DecodeError;
 use crate::schema::Schema;
+use crate::{DecodeError, KeyColumn};
 
 /// Longest string accepted in a request (a category name), in bytes.
 pub const MAX_STRING_BYTES: usize = 64 << 10;
@@ -96,15 +96,15 @@ pub(crate) enum Target {
     Tensor,
     /// One feature column.
     Column(usize),
-    /// The entity ids of an entity-keyed request.
-    Entity,
+    /// Join key `k` (of [`Schema::entity_keys`]) of an entity-keyed request.
+    Entity(usize),
 }
 
 impl Target {
     /// The target an input name selects; `None` for a name the model does not know.
     pub(crate) fn of(schema: &Schema, name: &str) -> Option<Self> {
-        if schema.entity_key() == Some(name) {
-            Some(Target::Entity)
+        if let Some(k) = schema.entity_keys().iter().position(|k| k.name == name) {
+            Some(Target::Entity(k))
         } else if name == schema.signature.tensor_name() {
             Some(Target::Tensor)
         } else {
@@ -120,7 +120,8 @@ pub(crate) struct Buffers {
     pub tensor: Vec<f32>,
     /// Per-feature columns, each input's values contiguous.
     pub columns: Vec<f32>,
-    pub ids: Vec<i64>,
+    /// One column per join key, as [`Schema::entity_keys`].
+    pub keys: Vec<KeyColumn>,
     /// Values the request may still carry (see [`Schema::value_budget`]).
     pub budget: usize,
 }
@@ -129,6 +130,7 @@ impl Buffers {
     pub(crate) fn new(schema: &Schema) -> Self {
         Buffers {
             budget: schema.value_budget(),
+            keys: key_columns(schema),
             ..Default::default()
         }
     }
@@ -147,7 +149,10 @@ impl Buffers {
             Target::Column(_) => self
                 .columns
                 .reserve(rows.saturating_mul(schema.width()).min(self.budget)),
-            Target::Entity => self.ids.reserve(rows.min(self.budget)),
+            Target::Entity(k) => match &mut self.keys[k] {
+                KeyColumn::Int(v) => v.reserve(rows.min(self.budget)),
+                KeyColumn::Str(v) => v.reserve(rows.min(self.budget)),
+            },
         }
     }
 
@@ -201,8 +206,17 @@ impl<'s> Sink<'s> {
             })
         };
         let wire = match target {
-            // Ids are integers whatever the declared type.
-            Target::Entity => Wire::parse(datatype),
+            // INT64 keys are integers whatever the declared type; STRING keys are BYTES.
+            Target::Entity(k) => {
+                let key = &schema.entity_keys()[k];
+                if key.is_string() && known()? != Wire::Bytes {
+                    return Err(bad(format!(
+                        "input {input:?}: join key {:?} is a STRING; send datatype BYTES, not {datatype}",
+                        key.name
+                    )));
+                }
+                Wire::parse(datatype)
+            }
             Target::Tensor => {
                 let w = known()?;
                 if !w.is_numeric() {
@@ -286,17 +300,9 @@ impl<'s> Sink<'s> {
                 };
                 bufs.columns.push(x);
             }
-            Target::Entity => match v {
-                Val::Num(x) if !x.is_nan() => bufs
-                    .ids
-                    .push(entity_id(x, || format!("input {input:?} row {i}"))?),
-                _ => {
-                    return Err(bad(format!(
-                        "input {input:?}: element {i} is {}; entity ids are integers",
-                        v.kind()
-                    )));
-                }
-            },
+            Target::Entity(k) => {
+                push_key(&mut bufs.keys[k], v, || format!("input {input:?} row {i}"))?
+            }
         }
         Ok(())
     }
@@ -412,6 +418,51 @@ pub(crate) fn category(
                 )
             ))
         })
+}
+
+/// An empty column per join key of `schema`.
+pub(crate) fn key_columns(schema: &Schema) -> Vec<KeyColumn> {
+    schema
+        .entity_keys()
+        .iter()
+        .map(|k| {
+            if k.is_string() {
+                KeyColumn::Str(Vec::new())
+            } else {
+                KeyColumn::Int(Vec::new())
+            }
+        })
+        .collect()
+}
+
+/// Appends one join-key value: an integer for an INT64 key, a string for a STRING key.
+pub(crate) fn push_key(
+    col: &mut KeyColumn,
+    v: Val<'_>,
+    what: impl Fn() -> String,
+) -> Result<(), DecodeError> {
+    match (col, v) {
+        (KeyColumn::Int(ids), Val::Num(x)) if !x.is_nan() => ids.push(entity_id(x, what)?),
+        (KeyColumn::Str(keys), Val::Str(s)) => {
+            check_string(s)?;
+            keys.push(s.to_owned());
+        }
+        (KeyColumn::Int(_), v) => {
+            return Err(bad(format!(
+                "{}: {} is no entity id; this join key is INT64 (integers)",
+                what(),
+                v.kind()
+            )));
+        }
+        (KeyColumn::Str(_), v) => {
+            return Err(bad(format!(
+                "{}: {} is no entity key; this join key is a STRING",
+                what(),
+                v.kind()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// An entity id: an integer (or an integral float) that f64 holds exactly.

@@ -62,17 +62,51 @@ pub struct Decoded {
     pub entities: Option<EntityRequest>,
 }
 
-/// The entity ids of an entity-keyed request and which values the client supplied; the rest
+/// The join keys of an entity-keyed request and which values the client supplied; the rest
 /// of the online views' columns are filled from the online store before batching.
 #[derive(Debug, PartialEq)]
 pub struct EntityRequest {
-    pub ids: Vec<i64>,
+    /// One column per join key of the model's online spec, in its order, one value per row.
+    pub keys: Vec<KeyColumn>,
     /// True where the client supplied the value: one flag per feature when every row gives
     /// the same features (V2 columns), `rows × F` flags when rows differ (v1 records).
     pub provided: Vec<bool>,
 }
 
+/// One join key's values, one per row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyColumn {
+    Int(Vec<i64>),
+    Str(Vec<String>),
+}
+
+impl KeyColumn {
+    pub fn len(&self) -> usize {
+        match self {
+            KeyColumn::Int(v) => v.len(),
+            KeyColumn::Str(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `r`'s value, for messages: `7` or `"acme"`.
+    pub fn show(&self, r: usize) -> String {
+        match self {
+            KeyColumn::Int(v) => v[r].to_string(),
+            KeyColumn::Str(v) => format!("{:?}", v[r]),
+        }
+    }
+}
+
 impl EntityRequest {
+    /// Rows the request names.
+    pub fn rows(&self) -> usize {
+        self.keys.first().map_or(0, KeyColumn::len)
+    }
+
     /// Whether the client gave feature `col` of row `row` (of a `width`-feature model).
     pub fn provided(&self, width: usize, row: usize, col: usize) -> bool {
         if self.provided.len() == width {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use vane_registry::{FeatureKind, GraphSignature, Signature};
+use vane_registry::{FeatureKind, GraphSignature, OnlineKey, Signature};
 
 use crate::tensor::{DType, OutputMeta};
 
@@ -131,17 +131,19 @@ impl Schema {
         self.signature.width()
     }
 
-    /// The input naming the entity whose stored features complete a request, if any.
-    pub fn entity_key(&self) -> Option<&str> {
+    /// The join keys naming the entities whose stored features complete a request (empty
+    /// without an online spec).
+    pub fn entity_keys(&self) -> &[OnlineKey] {
         self.signature
             .online
             .as_ref()
-            .map(|o| o.entity_key.as_str())
+            .map_or(&[], |o| o.keys.as_slice())
     }
 
-    /// Values one request may carry in all: `max_request_rows` rows of every feature plus an
-    /// entity key. Decoders stop at this count, before allocating more.
+    /// Values one request may carry in all: `max_request_rows` rows of every feature and join
+    /// key. Decoders stop at this count, before allocating more.
     pub(crate) fn value_budget(&self) -> usize {
-        self.max_request_rows.saturating_mul(self.width() + 1)
+        self.max_request_rows
+            .saturating_mul(self.width() + self.entity_keys().len().max(1))
     }
 }

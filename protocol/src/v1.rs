@@ -8,10 +8,10 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use vane_registry::FeatureKind;
 
-use crate::columns::{bad, category, code_of, entity_id, to_f32};
+use crate::columns::{Val, bad, category, code_of, key_columns, push_key, to_f32};
 use crate::json::{Str, fail, finish};
 use crate::schema::Schema;
-use crate::{DecodeError, Decoded, EntityRequest, OutputSelection};
+use crate::{DecodeError, Decoded, EntityRequest, KeyColumn, OutputSelection};
 
 /// Decodes a v1 `instances` request against `schema`.
 pub fn decode_records(schema: &Schema, body: &[u8]) -> Result<Decoded, DecodeError> {
@@ -22,7 +22,7 @@ pub fn decode_records(schema: &Schema, body: &[u8]) -> Result<Decoded, DecodeErr
         schema,
         out: Vec::new(),
         rows: 0,
-        ids: Vec::new(),
+        keys: key_columns(schema),
         provided: Vec::new(),
         keyed: None,
         seen: vec![false; schema.width()],
@@ -40,8 +40,8 @@ pub fn decode_records(schema: &Schema, body: &[u8]) -> Result<Decoded, DecodeErr
     if ctx.rows == 0 {
         return Err(bad("empty batch: the request has 0 rows"));
     }
-    let entities = (!ctx.ids.is_empty()).then_some(EntityRequest {
-        ids: ctx.ids,
+    let entities = (ctx.keyed == Some(true)).then_some(EntityRequest {
+        keys: ctx.keys,
         provided: ctx.provided,
     });
     Ok(Decoded {
@@ -59,7 +59,8 @@ struct Ctx<'s> {
     schema: &'s Schema,
     out: Vec<f32>,
     rows: usize,
-    ids: Vec<i64>,
+    /// One column per join key (values of keyed instances).
+    keys: Vec<KeyColumn>,
     /// `rows × F`: true where the instance gave the value.
     provided: Vec<bool>,
     /// Whether instances name entities (all or none do).
@@ -74,8 +75,8 @@ impl Ctx<'_> {
     fn keyed(&mut self, r: usize, keyed: bool) -> Result<(), DecodeError> {
         if *self.keyed.get_or_insert(keyed) != keyed {
             return Err(bad(format!(
-                "instances[{r}]: either every instance names {:?} or none does",
-                self.schema.entity_key().unwrap_or_default()
+                "instances[{r}]: either every instance names its entity ({}) or none does",
+                crate::columns::list(self.schema.entity_keys().iter().map(|k| k.name.as_str()))
             )));
         }
         Ok(())
@@ -182,18 +183,24 @@ impl<'de> Visitor<'de> for Instance<'_, '_> {
         let s = ctx.schema;
         let width = s.width();
         ctx.seen.fill(false);
-        let mut id = None;
+        let keys = s.entity_keys();
+        let mut keys_given = 0usize;
         while let Some(key) = map.next_key::<Str<'de>>()? {
             let key = key.0;
-            if s.entity_key() == Some(&*key) {
+            if let Some(k) = keys.iter().position(|x| x.name == *key) {
                 let what = || format!("instances[{r}].{key}");
-                let v = map.next_value_seed(Record {
-                    schema: s,
-                    col: None,
+                if ctx.keys[k].len() != ctx.provided.len() / width.max(1) {
+                    return Err(fail(
+                        &mut ctx.error,
+                        bad(format!("{}: given twice", what())),
+                    ));
+                }
+                map.next_value_seed(KeySeed {
+                    col: &mut ctx.keys[k],
                     what: &what,
                     error: &mut ctx.error,
                 })?;
-                id = Some(entity_id(v, what).map_err(|e| fail(&mut ctx.error, e))?);
+                keys_given += 1;
             } else if let Some(c) = s.signature.position(&key) {
                 let what = || format!("instances[{r}].{key}");
                 let x = map.next_value_seed(Record {
@@ -211,9 +218,24 @@ impl<'de> Visitor<'de> for Instance<'_, '_> {
                 ));
             }
         }
-        ctx.keyed(r, id.is_some())
-            .map_err(|e| fail(&mut ctx.error, e))?;
-        if let Some(c) = (0..width).find(|c| !(ctx.seen[*c] || (id.is_some() && s.fillable[*c]))) {
+        let keyed = keys_given > 0;
+        if keyed && keys_given < keys.len() {
+            let keyed_rows = ctx.provided.len() / width.max(1);
+            let absent = keys
+                .iter()
+                .zip(&ctx.keys)
+                .filter(|(_, c)| c.len() == keyed_rows)
+                .map(|(k, _)| k.name.as_str());
+            return Err(fail(
+                &mut ctx.error,
+                bad(format!(
+                    "instances[{r}]: missing join key {}",
+                    crate::columns::list(absent)
+                )),
+            ));
+        }
+        ctx.keyed(r, keyed).map_err(|e| fail(&mut ctx.error, e))?;
+        if let Some(c) = (0..width).find(|c| !(ctx.seen[*c] || (keyed && s.fillable[*c]))) {
             return Err(fail(
                 &mut ctx.error,
                 bad(format!(
@@ -222,8 +244,7 @@ impl<'de> Visitor<'de> for Instance<'_, '_> {
                 )),
             ));
         }
-        if let Some(id) = id {
-            ctx.ids.push(id);
+        if keyed {
             ctx.provided.extend_from_slice(&ctx.seen);
         }
         Ok(())
@@ -293,8 +314,85 @@ impl<'de> Visitor<'de> for Instance<'_, '_> {
     }
 }
 
-/// One record value, converted for feature `col` (the entity key when `None`: its number
-/// as f64, NaN for anything else).
+/// One join-key value of a record, appended to its column: INT64 keys exactly (any i64),
+/// STRING keys as strings.
+struct KeySeed<'a> {
+    col: &'a mut KeyColumn,
+    what: &'a dyn Fn() -> String,
+    error: &'a mut Option<DecodeError>,
+}
+
+impl KeySeed<'_> {
+    fn put<E: de::Error>(self, v: Val<'_>) -> Result<(), E> {
+        push_key(self.col, v, self.what).map_err(|e| fail(self.error, e))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an entity key (an integer or a string)")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        match self.col {
+            KeyColumn::Int(ids) => {
+                ids.push(v);
+                Ok(())
+            }
+            KeyColumn::Str(_) => self.put(Val::Num(v as f64)),
+        }
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            Err(_) => self.put(Val::Num(v as f64)),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.put(Val::Num(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.put(Val::Str(v))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.put(Val::Bool(v))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.put(Val::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        let e = bad(format!(
+            "{}: an entity key is a scalar, not an array",
+            (self.what)()
+        ));
+        Err(fail(self.error, e))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        let e = bad(format!(
+            "{}: an entity key is a scalar, not an object",
+            (self.what)()
+        ));
+        Err(fail(self.error, e))
+    }
+}
+
+/// One record value, converted for feature `col` (`None`: NaN, never used for a value).
 struct Record<'a, 's> {
     schema: &'s Schema,
     col: Option<usize>,

@@ -689,7 +689,8 @@ fn assemble(
 
     let mut rows: Option<(usize, &str)> = None;
     let mut seen = vec![false; width];
-    let mut entity: Option<&Input<'_>> = None;
+    let keys = schema.entity_keys();
+    let mut keys_given = vec![false; keys.len()];
     for input in inputs {
         let target = match input.target {
             Some(t) => t,
@@ -697,8 +698,8 @@ fn assemble(
             None => target_of(schema, &input.name)?,
         };
         let unit = match target {
-            Target::Entity => {
-                if entity.replace(input).is_some() {
+            Target::Entity(k) => {
+                if std::mem::replace(&mut keys_given[k], true) {
                     return Err(bad(format!("input {:?} is given twice", input.name)));
                 }
                 "id"
@@ -738,18 +739,30 @@ fn assemble(
             _ => {}
         }
     }
-    // With an entity key, the online views' features may be left to the store.
+    // With its join keys, the online views' features may be left to the store.
+    let keyed = keys_given.iter().any(|g| *g);
+    if keyed && !keys_given.iter().all(|g| *g) {
+        let absent = keys.iter().zip(&keys_given).filter(|(_, g)| !**g);
+        return Err(bad(format!(
+            "entity-keyed request: missing join key {} (the online views need {})",
+            list(absent.map(|(k, _)| k.name.as_str())),
+            list(keys.iter().map(|k| k.name.as_str()))
+        )));
+    }
     let missing: Vec<&str> = sig
         .inputs
         .iter()
         .enumerate()
-        .filter(|(c, _)| !(seen[*c] || (entity.is_some() && schema.fillable[*c])))
+        .filter(|(c, _)| !(seen[*c] || (keyed && schema.fillable[*c])))
         .map(|(_, f)| f.name.as_str())
         .collect();
     if !missing.is_empty() {
         let hint = match &sig.online {
-            Some(o) if entity.is_none() => {
-                format!(" (or send {:?} to read the stored features)", o.entity_key)
+            Some(o) if !keyed => {
+                format!(
+                    " (or send {} to read the stored features)",
+                    list(o.keys.iter().map(|k| k.name.as_str()))
+                )
             }
             _ => String::new(),
         };
@@ -769,8 +782,8 @@ fn assemble(
             }
         }
     }
-    let entities = entity.map(|_| EntityRequest {
-        ids: bufs.ids,
+    let entities = keyed.then_some(EntityRequest {
+        keys: bufs.keys,
         provided: seen,
     });
     Ok((out, rows, entities))

@@ -57,6 +57,6 @@ pub use registry::{
 pub use transport::{RemoteOptions, RetryPolicy};
 pub use types::{
     Aliases, FeatureKind, FeatureProfile, FeatureSpec, FileEntry, Manifest, ModelVersion,
-    MonitoredFeature, OnlineSpec, OnlineView, PROFILE_MAX_SAMPLE, PROFILE_SHARE_TOLERANCE, Profile,
-    Signature, TensorSpec, VersionRef, rfc3339_utc, sha256_hex,
+    MonitoredFeature, OnlineKey, OnlineSpec, OnlineView, PROFILE_MAX_SAMPLE,
+    PROFILE_SHARE_TOLERANCE, Profile, Signature, TensorSpec, VersionRef, rfc3339_utc, sha256_hex,
 };

@@ -138,20 +138,96 @@ pub struct MonitoredFeature {
     pub width: usize,
 }
 
-/// How to complete an entity-keyed request from the online store: the request names the
-/// entity (`entity_key`, e.g. `applicant_id`) and supplies the request-time inputs; every
-/// input listed under a view is read from that view's latest materialized row.
+/// How to complete an entity-keyed request from the online store: the request gives every
+/// join key (`keys`, e.g. `applicant_id`, or several for views of composite keys or of
+/// different entities) and the request-time inputs; every input listed under a view is read
+/// from that view's latest materialized row for the view's keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RawOnlineSpec")]
 pub struct OnlineSpec {
-    /// The join key clients send, e.g. `applicant_id` (INT64).
-    pub entity_key: String,
+    /// The join keys clients send, in order.
+    pub keys: Vec<OnlineKey>,
     pub views: Vec<OnlineView>,
+}
+
+/// One join key of an entity-keyed request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnlineKey {
+    pub name: String,
+    /// `INT64` or `STRING`.
+    pub dtype: String,
+}
+
+impl OnlineKey {
+    pub fn new(name: impl Into<String>, dtype: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            dtype: dtype.into(),
+        }
+    }
+
+    /// True for a STRING key (requests send it as BYTES / JSON strings).
+    pub fn is_string(&self) -> bool {
+        self.dtype == "STRING"
+    }
+}
+
+/// The spec as written: `keys`, or (signatures written before composite keys) a single INT64
+/// `entity_key`.
+#[derive(Deserialize)]
+struct RawOnlineSpec {
+    #[serde(default)]
+    keys: Vec<OnlineKey>,
+    #[serde(default)]
+    entity_key: Option<String>,
+    views: Vec<OnlineView>,
+}
+
+impl From<RawOnlineSpec> for OnlineSpec {
+    fn from(raw: RawOnlineSpec) -> Self {
+        let mut keys = raw.keys;
+        if let Some(k) = raw.entity_key
+            && !keys.iter().any(|x| x.name == k)
+        {
+            keys.insert(0, OnlineKey::new(k, "INT64"));
+        }
+        Self {
+            keys,
+            views: raw.views,
+        }
+    }
+}
+
+impl OnlineSpec {
+    /// The keys' names, for messages.
+    pub fn key_names(&self) -> String {
+        self.keys
+            .iter()
+            .map(|k| k.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Positions in [`OnlineSpec::keys`] of a view's join keys, in the view's key order.
+    pub fn view_keys(&self, view: &OnlineView) -> Vec<usize> {
+        if view.keys.is_empty() {
+            return (0..self.keys.len()).collect();
+        }
+        view.keys
+            .iter()
+            .filter_map(|k| self.keys.iter().position(|x| x.name == *k))
+            .collect()
+    }
 }
 
 /// One feature view the model reads online.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OnlineView {
     pub name: String,
+    /// The view's join keys, in its key order (names from [`OnlineSpec::keys`]); empty means
+    /// all of them (signatures written before composite keys).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
     /// Rows older than this (by event timestamp) count as missing; `None` = no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_s: Option<u64>,
@@ -254,14 +330,36 @@ impl Signature {
             return Err("signature has no outputs".into());
         }
         if let Some(online) = &self.online {
-            if online.entity_key.is_empty() || seen.contains(online.entity_key.as_str()) {
-                return Err(format!(
-                    "online.entity_key {:?} must be a non-empty name that is not a model input",
-                    online.entity_key
-                ));
+            if online.keys.is_empty() {
+                return Err(
+                    "online.keys is empty: an entity-keyed request needs a join key".into(),
+                );
+            }
+            let mut names = HashSet::new();
+            for k in &online.keys {
+                if k.name.is_empty() || seen.contains(k.name.as_str()) || !names.insert(&k.name) {
+                    return Err(format!(
+                        "online key {:?} must be a non-empty name, not a model input, listed once",
+                        k.name
+                    ));
+                }
+                if k.dtype != "INT64" && k.dtype != "STRING" {
+                    return Err(format!(
+                        "online key {:?} has dtype {:?} (expected INT64 or STRING)",
+                        k.name, k.dtype
+                    ));
+                }
             }
             let mut from_store = HashSet::new();
             for v in &online.views {
+                for k in &v.keys {
+                    if !names.contains(k) {
+                        return Err(format!(
+                            "online view {:?} has key {k:?}, which is not in online.keys",
+                            v.name
+                        ));
+                    }
+                }
                 for f in &v.features {
                     if !seen.contains(f.as_str()) {
                         return Err(format!(
@@ -753,6 +851,50 @@ mod tests {
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<Signature>(&json).unwrap(), s);
         assert_eq!(s.position("term"), Some(1));
+    }
+
+    /// Signatures written before composite keys (`entity_key`) read as one INT64 key; new
+    /// ones round-trip their keys and each view's keys; mistakes are named.
+    #[test]
+    fn online_keys_old_and_new() {
+        let old = r#"{"entity_key": "applicant_id",
+                      "views": [{"name": "bureau", "features": ["income"]}]}"#;
+        let spec: OnlineSpec = serde_json::from_str(old).unwrap();
+        assert_eq!(spec.keys, vec![OnlineKey::new("applicant_id", "INT64")]);
+        assert_eq!(spec.view_keys(&spec.views[0]), vec![0]);
+        let mut s = sig();
+        s.online = Some(OnlineSpec {
+            keys: vec![
+                OnlineKey::new("applicant_id", "INT64"),
+                OnlineKey::new("merchant", "STRING"),
+            ],
+            views: vec![OnlineView {
+                name: "pair".into(),
+                keys: vec!["merchant".into(), "applicant_id".into()],
+                ttl_s: None,
+                features: vec!["income".into()],
+            }],
+        });
+        s.validate().unwrap();
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(!json.contains("entity_key"), "{json}");
+        let back: Signature = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        let online = back.online.as_ref().unwrap();
+        assert_eq!(online.view_keys(&online.views[0]), vec![1, 0]);
+        let mut bad = s.clone();
+        bad.online.as_mut().unwrap().views[0].keys[0] = "shop".into();
+        let e = bad.validate().unwrap_err();
+        assert!(
+            e.contains("key \"shop\", which is not in online.keys"),
+            "{e}"
+        );
+        let mut bad = s.clone();
+        bad.online.as_mut().unwrap().keys[1].dtype = "FP64".into();
+        assert!(bad.validate().unwrap_err().contains("\"FP64\""));
+        let mut bad = s;
+        bad.online.as_mut().unwrap().keys[1].name = "income".into();
+        assert!(bad.validate().unwrap_err().contains("not a model input"));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
 use serde_json::Value;
-use vane_registry::{OnlineSpec, OnlineView};
+use vane_registry::{OnlineKey, OnlineSpec, OnlineView};
 
 use super::{TrainError, TrainSpec, file_lineage};
 use crate::credit;
@@ -73,18 +73,17 @@ pub fn service_training_set(
         spec.time_column = Some(ENTITY_TIMESTAMP.to_string());
     }
     let mut views: Vec<OnlineView> = Vec::new();
-    let mut entity_key = None;
     let mut files: Vec<PathBuf> = vec![entities.to_path_buf(), repo_path.to_path_buf()];
     for r in &service.features {
         let view = repo
             .view(&r.view)
             .ok_or_else(|| invalid(format!("unknown view {:?}", r.view)))?;
-        entity_key.get_or_insert_with(|| view.join_key.clone());
         match views.iter_mut().find(|v| v.name == view.name) {
             Some(v) => v.features.push(r.feature.clone()),
             None => {
                 views.push(OnlineView {
                     name: view.name.clone(),
+                    keys: view.join_keys.iter().map(|k| k.name.clone()).collect(),
                     ttl_s: view.ttl_s,
                     features: vec![r.feature.clone()],
                 });
@@ -97,7 +96,14 @@ pub fn service_training_set(
     lineage["feature_service"] = Value::String(service.name.clone());
     Ok(ServiceTrainingSet {
         batches: vec![joined],
-        online: entity_key.map(|entity_key| OnlineSpec { entity_key, views }),
+        online: (!views.is_empty()).then(|| OnlineSpec {
+            keys: repo
+                .join_keys(&service.features)
+                .into_iter()
+                .map(|k| OnlineKey::new(k.name, k.dtype.as_str()))
+                .collect(),
+            views,
+        }),
         lineage,
     })
 }

@@ -114,7 +114,7 @@ fn assert_store_holds(
     want: &HashMap<i64, (i64, Vec<Value>)>,
     ids: &[i64],
 ) {
-    let got = store.read_batch(view, ids).unwrap();
+    let got = store.read_batch(view, &keys(ids)).unwrap();
     for (id, g) in ids.iter().zip(got) {
         match (want.get(id), g) {
             (None, None) => {}
@@ -125,6 +125,12 @@ fn assert_store_holds(
             (w, g) => panic!("{view} {id}: want {w:?}, got {g:?}"),
         }
     }
+}
+
+fn keys(ids: &[i64]) -> Vec<vane_online::EntityKey> {
+    ids.iter()
+        .map(|&i| vane_online::EntityKey::int(i))
+        .collect()
 }
 
 fn all_ids() -> Vec<i64> {
@@ -152,7 +158,7 @@ fn check_materialized_latest(store: &dyn OnlineStore) {
         assert_eq!(vs.entities, want.len() as u64);
         assert_eq!(
             store.read_schema(view).unwrap(),
-            Some(repo.view(view).unwrap().stored_fields())
+            Some(repo.view(view).unwrap().stored_schema())
         );
         assert_store_holds(store, view, &want, &all_ids());
     }
@@ -456,7 +462,7 @@ fn shards_partition_the_entities_and_their_union_is_the_whole() {
     let ids = all_ids();
     let per_store: Vec<_> = stores
         .iter()
-        .map(|s| s.read_batch("credit_activity", &ids).unwrap())
+        .map(|s| s.read_batch("credit_activity", &keys(&ids)).unwrap())
         .collect();
     for (k, id) in ids.iter().enumerate() {
         let holders: Vec<_> = per_store
@@ -538,10 +544,10 @@ fn a_store_with_another_schema_for_the_view_is_refused() {
     store
         .write_schema(
             "credit_activity",
-            &[vane_online::StoredField {
-                name: "x".into(),
-                kind: "NUMERIC".into(),
-            }],
+            &vane_online::ViewSchema::new(
+                vec![vane_online::StoredField::new("applicant_id", "INT64")],
+                vec![vane_online::StoredField::new("x", "NUMERIC")],
+            ),
         )
         .unwrap();
     let e = materialize(&repo, &*store, &opts(AFTER))

@@ -674,9 +674,10 @@ fn cli_trains_a_csv_and_publishes_a_fetchable_version() {
 
     // Publishing from the library without an alias, with an online spec.
     let online = OnlineSpec {
-        entity_key: "applicant_id".into(),
+        keys: vec![vane_registry::OnlineKey::new("applicant_id", "INT64")],
         views: vec![OnlineView {
             name: "activity".into(),
+            keys: vec!["applicant_id".into()],
             ttl_s: Some(86_400),
             features: vec!["ring".into(), "wave".into()],
         }],

@@ -41,13 +41,14 @@ fn embedded_store_persists_across_reopen() {
     let path = dir.path().join("online.redb");
     {
         let s = EmbeddedStore::open(&path).unwrap();
-        s.write_schema("v", &contract::fields()).unwrap();
-        s.write_batch("v", &[(1, contract::row(5, 1.0))]).unwrap();
+        s.write_schema("v", &contract::schema()).unwrap();
+        s.write_batch("v", &[(contract::k(1), contract::row(5, 1.0))])
+            .unwrap();
     }
     let s = open_store(path.to_str().unwrap()).unwrap();
     assert!(s.describe().contains("online.redb"), "{}", s.describe());
     assert_eq!(
-        s.read_batch("v", &[1]).unwrap()[0],
+        s.read_batch("v", &[contract::k(1)]).unwrap()[0],
         Some(contract::row(5, 1.0))
     );
 }
@@ -59,13 +60,14 @@ fn redis_store_down_is_unavailable_and_recovers() {
         return;
     };
     let s = RedisStore::with_timeout(&server.url(), std::time::Duration::from_millis(500)).unwrap();
-    s.write_schema("v", &contract::fields()).unwrap();
-    s.write_batch("v", &[(1, contract::row(5, 1.0))]).unwrap();
-    assert!(s.read_batch("v", &[1]).unwrap()[0].is_some());
+    s.write_schema("v", &contract::schema()).unwrap();
+    s.write_batch("v", &[(contract::k(1), contract::row(5, 1.0))])
+        .unwrap();
+    assert!(s.read_batch("v", &[contract::k(1)]).unwrap()[0].is_some());
     server.stop();
     for r in [
-        s.read_batch("v", &[1]).map(|_| ()),
-        s.write_batch("v", &[(1, contract::row(6, 1.0))])
+        s.read_batch("v", &[contract::k(1)]).map(|_| ()),
+        s.write_batch("v", &[(contract::k(1), contract::row(6, 1.0))])
             .map(|_| ()),
         s.read_schema("v").map(|_| ()),
         s.ping(),
@@ -103,4 +105,92 @@ fn open_store_dispatches_on_the_spec() {
         open_store("/nonexistent-dir/x.redb"),
         Err(StoreError::Unavailable(_))
     ));
+}
+
+/// The layout a view had before composite keys: schema format 1, rows keyed by a bare INT64.
+fn legacy_schema() -> Vec<u8> {
+    br#"{"format":1,"fields":[{"name":"income","kind":"NUMERIC"},{"name":"home","kind":"STRING"},{"name":"fico","kind":"NUMERIC"}]}"#.to_vec()
+}
+
+/// A store of key format 1 reads as it is; writing the view's schema moves it to the current
+/// format, keeping every row; a key of another shape gets a clear error before that.
+fn legacy_view_upgrades(s: &dyn OnlineStore) {
+    let old = s.read_schema("v").unwrap().unwrap();
+    assert_eq!(old.key_format, 1);
+    assert!(old.fits(&contract::schema()));
+    let got = s.read_batch("v", &contract::ks(&[1, 2, 3])).unwrap();
+    assert_eq!(got[0], Some(contract::row(5, 1.0)));
+    assert_eq!(got[1], Some(contract::row(6, 2.0)));
+    assert_eq!(got[2], None);
+    let e = s
+        .write_batch("v", &[(contract::k(4), contract::row(1, 1.0))])
+        .unwrap_err();
+    assert!(e.to_string().contains("key format 1"), "{e}");
+    s.write_schema("v", &contract::schema()).unwrap();
+    assert_eq!(s.read_schema("v").unwrap(), Some(contract::schema()));
+    let got = s.read_batch("v", &contract::ks(&[1, 2, 3])).unwrap();
+    assert_eq!(got[0], Some(contract::row(5, 1.0)));
+    assert_eq!(got[1], Some(contract::row(6, 2.0)));
+    assert_eq!(got[2], None);
+    assert_eq!(
+        s.write_batch("v", &[(contract::k(1), contract::row(4, 9.0))])
+            .unwrap(),
+        0,
+        "moved rows keep their timestamps"
+    );
+}
+
+#[test]
+fn embedded_store_of_key_format_1_reads_and_upgrades() {
+    use redb::{Database, TableDefinition};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.redb");
+    {
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut schemas = txn
+                .open_table(TableDefinition::<&str, &[u8]>::new("vane_schemas"))
+                .unwrap();
+            schemas.insert("v", legacy_schema().as_slice()).unwrap();
+            let mut rows = txn
+                .open_table(TableDefinition::<i64, &[u8]>::new("rows:v"))
+                .unwrap();
+            for (id, ts, x) in [(1, 5, 1.0), (2, 6, 2.0)] {
+                let row = vane_online::codec::row_to_bytes(&contract::row(ts, x));
+                rows.insert(id, row.as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    let s = EmbeddedStore::open(&path).unwrap();
+    let e = s
+        .read_batch("v", &[vane_online::EntityKey::str("x")])
+        .unwrap_err();
+    assert!(e.to_string().contains("materialize it again"), "{e}");
+    legacy_view_upgrades(&s);
+}
+
+#[test]
+fn redis_store_of_key_format_1_reads_and_upgrades() {
+    let Some(server) = RedisServer::start("redis_store_of_key_format_1_reads_and_upgrades") else {
+        return;
+    };
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let set = |con: &mut redis::Connection, k: &str, v: Vec<u8>| {
+        redis::cmd("SET").arg(k).arg(v).query::<()>(con).unwrap()
+    };
+    set(&mut con, "vane:v:schema", legacy_schema());
+    for (id, ts, x) in [(1, 5, 1.0), (2, 6, 2.0)] {
+        let row = vane_online::codec::row_to_bytes(&contract::row(ts, x));
+        set(&mut con, &format!("vane:v:{id}"), row);
+    }
+    let s = open_store(&server.url()).unwrap();
+    legacy_view_upgrades(&*s);
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg("vane:v:[0-9]*")
+        .query(&mut con)
+        .unwrap();
+    assert!(left.is_empty(), "old keys left: {left:?}");
 }

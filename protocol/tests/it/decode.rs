@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use vane_protocol::tensor::{Output, TensorData};
 use vane_protocol::{
-    MAX_STRING_BYTES, OutputSelection, Selected, decode_infer, decode_records, encode_infer,
-    encode_predictions,
+    KeyColumn, MAX_STRING_BYTES, OutputSelection, Selected, decode_infer, decode_records,
+    encode_infer, encode_predictions,
 };
 
 use crate::fixture::schema;
@@ -71,7 +71,7 @@ fn entity_keyed_requests_leave_online_features_to_the_store() {
     )
     .unwrap();
     let e = d.entities.unwrap();
-    assert_eq!(e.ids, vec![7, 9]);
+    assert_eq!(e.keys, vec![KeyColumn::Int(vec![7, 9])]);
     assert_eq!(e.provided, vec![false, true, true, false]);
     assert!(e.provided(4, 1, 2) && !e.provided(4, 1, 3));
     // Feature 0 is not overwritten by the ids, whatever the input order.
@@ -99,6 +99,113 @@ fn entity_keyed_requests_leave_online_features_to_the_store() {
     )
     .unwrap_err();
     assert!(err.contains("entity id"), "{err}");
+}
+
+/// STRING and composite join keys: every key is required, each in its type; v2 JSON, the
+/// binary extension and v1 records agree.
+#[test]
+fn composite_and_string_join_keys() {
+    let s = crate::fixture::composite_schema();
+    let v2 =
+        |body: Value| decode_infer(&s, &serde_json::to_vec(&body).unwrap(), None).map_err(|e| e.0);
+    let d = v2(json!({"inputs": [
+        {"name": "merchant", "shape": [2], "datatype": "BYTES", "data": ["acme", "ünï"]},
+        {"name": "applicant_id", "shape": [2], "datatype": "INT64", "data": [7, 9]},
+        {"name": "owner", "shape": [2], "datatype": "INT64", "data": [1, 0]},
+        {"name": "term", "shape": [2], "datatype": "BYTES", "data": ["36", "60"]}
+    ]}))
+    .unwrap();
+    let want = vec![
+        KeyColumn::Int(vec![7, 9]),
+        KeyColumn::Str(vec!["acme".into(), "ünï".into()]),
+    ];
+    assert_eq!(d.entities.as_ref().unwrap().keys, want);
+    assert_eq!(d.entities.as_ref().unwrap().rows(), 2);
+    // One key of two: an error naming the missing one.
+    let err = v2(json!({"inputs": [
+        {"name": "applicant_id", "shape": [1], "datatype": "INT64", "data": [7]},
+        {"name": "owner", "shape": [1], "datatype": "INT64", "data": [1]},
+        {"name": "term", "shape": [1], "datatype": "BYTES", "data": ["36"]}
+    ]}))
+    .unwrap_err();
+    assert!(err.contains("missing join key \"merchant\""), "{err}");
+    // Types: a STRING key takes BYTES, an INT64 key integers.
+    let err = v2(json!({"inputs": [
+        {"name": "applicant_id", "shape": [1], "datatype": "INT64", "data": [7]},
+        {"name": "merchant", "shape": [1], "datatype": "INT64", "data": [3]},
+        {"name": "owner", "shape": [1], "datatype": "INT64", "data": [1]},
+        {"name": "term", "shape": [1], "datatype": "BYTES", "data": ["36"]}
+    ]}))
+    .unwrap_err();
+    assert!(
+        err.contains("\"merchant\" is a STRING; send datatype BYTES"),
+        "{err}"
+    );
+    let err = v2(json!({"inputs": [
+        {"name": "applicant_id", "shape": [1], "datatype": "BYTES", "data": ["7"]},
+        {"name": "merchant", "shape": [1], "datatype": "BYTES", "data": ["acme"]},
+        {"name": "owner", "shape": [1], "datatype": "INT64", "data": [1]},
+        {"name": "term", "shape": [1], "datatype": "BYTES", "data": ["36"]}
+    ]}))
+    .unwrap_err();
+    assert!(err.contains("this join key is INT64"), "{err}");
+    // Without keys, the hint names both.
+    let err = v2(json!({"inputs": [
+        {"name": "owner", "shape": [1], "datatype": "INT64", "data": [1]},
+        {"name": "term", "shape": [1], "datatype": "BYTES", "data": ["36"]}
+    ]}))
+    .unwrap_err();
+    assert!(err.contains("\"applicant_id\", \"merchant\""), "{err}");
+
+    // The binary extension: the STRING key as length-prefixed BYTES.
+    let json_part = serde_json::to_vec(&json!({"inputs": [
+        {"name": "applicant_id", "shape": [2], "datatype": "INT64", "data": [7, 9]},
+        {"name": "merchant", "shape": [2], "datatype": "BYTES", "parameters": {"binary_data_size": 17}},
+        {"name": "owner", "shape": [2], "datatype": "INT64", "data": [1, 0]},
+        {"name": "term", "shape": [2], "datatype": "BYTES", "data": ["36", "60"]}
+    ]}))
+    .unwrap();
+    let mut body = json_part.clone();
+    for m in ["acme", "ünï"] {
+        body.extend_from_slice(&(m.len() as u32).to_le_bytes());
+        body.extend_from_slice(m.as_bytes());
+    }
+    let d = decode_infer(&s, &body, Some(json_part.len()))
+        .map_err(|e| e.0)
+        .unwrap();
+    assert_eq!(d.entities.unwrap().keys, want);
+
+    // v1 records: exact INT64 keys (past 2^53 too), STRING keys as strings.
+    let rec =
+        |body: Value| decode_records(&s, &serde_json::to_vec(&body).unwrap()).map_err(|e| e.0);
+    let d = rec(json!({"instances": [
+        {"applicant_id": 9007199254740993i64, "merchant": "acme", "owner": 1, "term": "36"},
+        {"merchant": "x", "applicant_id": 2, "owner": 0, "term": "60"}
+    ]}))
+    .unwrap();
+    assert_eq!(
+        d.entities.unwrap().keys,
+        vec![
+            KeyColumn::Int(vec![9_007_199_254_740_993, 2]),
+            KeyColumn::Str(vec!["acme".into(), "x".into()])
+        ]
+    );
+    let err = rec(json!({"instances": [
+        {"applicant_id": 1, "owner": 1, "term": "36"}
+    ]}))
+    .unwrap_err();
+    assert!(
+        err.contains("instances[0]: missing join key \"merchant\""),
+        "{err}"
+    );
+    let err = rec(json!({"instances": [
+        {"applicant_id": 1, "merchant": 5, "owner": 1, "term": "36"}
+    ]}))
+    .unwrap_err();
+    assert!(
+        err.contains("instances[0].merchant") && err.contains("STRING"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -210,7 +317,7 @@ fn records_decode_objects_and_arrays() {
     );
     let keyed = br#"{"instances": [{"applicant_id": 4, "owner": 1, "term": "36"}, {"applicant_id": 5, "owner": 0, "term": "60", "income": 3}]}"#;
     let e = decode_records(&s, keyed).unwrap().entities.unwrap();
-    assert_eq!(e.ids, vec![4, 5]);
+    assert_eq!(e.keys, vec![KeyColumn::Int(vec![4, 5])]);
     assert!(!e.provided(4, 0, 0) && e.provided(4, 1, 0));
     for (body, needle) in [
         (&br#"{"instances": [[1, 1, "36"]]}"#[..], "3 values"),

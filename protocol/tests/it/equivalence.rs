@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use vane_protocol::{Decoded, Schema, decode_infer, decode_records};
+use vane_protocol::{Decoded, KeyColumn, Schema, decode_infer, decode_records};
 
 use crate::fixture::{ENTITY, REGIONS, TERMS, schema};
 use crate::reference;
@@ -415,7 +415,7 @@ fn compare(
     match (old.entities, new.entities) {
         (None, None) => {}
         (Some(o), Some(n)) => {
-            prop_assert_eq!(&o.ids, &n.ids);
+            prop_assert_eq!(&n.keys, &vec![KeyColumn::Int(o.ids.clone())]);
             let w = s.width();
             for r in 0..old.rows {
                 for c in 0..w {

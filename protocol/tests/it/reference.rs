@@ -860,7 +860,7 @@ fn decode_features(m: &LoadedModel, inputs: &[InputJson<'_>]) -> Result<Features
     let width = sig.width();
     let mut rows: Option<(usize, &str)> = None;
     let mut seen = vec![false; width];
-    let entity_key = sig.online.as_ref().map(|o| o.entity_key.as_str());
+    let entity_key = sig.online.as_ref().map(|o| o.keys[0].name.as_str());
     let mut entity_input = None;
     for input in inputs {
         if Some(&*input.name) == entity_key {
@@ -900,7 +900,10 @@ fn decode_features(m: &LoadedModel, inputs: &[InputJson<'_>]) -> Result<Features
     if !missing.is_empty() {
         let hint = match &sig.online {
             Some(o) if entity_input.is_none() => {
-                format!(" (or send {:?} to read the stored features)", o.entity_key)
+                format!(
+                    " (or send {:?} to read the stored features)",
+                    o.keys[0].name
+                )
             }
             _ => String::new(),
         };
@@ -1015,7 +1018,7 @@ pub fn decode_records(m: &LoadedModel, body: &[u8]) -> Result<Decoded, ApiError>
     let width = sig.width();
     let rows = req.instances.len();
     check_rows(m, rows)?;
-    let entity_key = sig.online.as_ref().map(|o| o.entity_key.as_str());
+    let entity_key = sig.online.as_ref().map(|o| o.keys[0].name.as_str());
     let fillable = online_columns(m);
     let mut out = vec![0f32; rows * width];
     let mut ids = Vec::new();

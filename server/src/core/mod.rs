@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
-use vane_protocol::{DecodeError, Decoded, OutputSelection, Schema};
+use vane_protocol::{DecodeError, Decoded, EntityRequest, KeyColumn, OutputSelection, Schema};
 
 pub use error::ApiError;
 
@@ -104,7 +104,7 @@ impl Core {
     pub async fn read_features(
         &self,
         features: &[(String, String)],
-        ids: Vec<i64>,
+        entities: Vec<(String, KeyColumn)>,
     ) -> Result<Vec<FeatureColumn>, ApiError> {
         let fill = self.online.as_ref().ok_or_else(|| {
             ApiError::NotFound("this server has no online store (--online-store)".into())
@@ -118,21 +118,44 @@ impl Core {
                 .find(|v| v.name == view)
                 .and_then(|v| v.ttl_s)
         };
-        let mut views: Vec<(String, Option<u64>)> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
         for (view, _) in features {
-            if !views.iter().any(|(v, _)| v == view) {
-                views.push((view.clone(), ttl_of(view)));
+            if !names.contains(view) {
+                names.push(view.clone());
             }
         }
-        let n = ids.len();
-        let found = fill.lookup(views.clone(), ids).await?;
+        // Each view's join keys come from its stored layout.
+        let schemas = {
+            let names = names.clone();
+            fill.run(move |h, _| {
+                let store = h.store()?;
+                names
+                    .iter()
+                    .map(|v| h.schema(&*store, v))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?
+        };
+        let request = EntityRequest {
+            keys: entities.iter().map(|(_, c)| c.clone()).collect(),
+            provided: Vec::new(),
+        };
+        let mut views = Vec::with_capacity(names.len());
+        for (view, schema) in names.iter().zip(&schemas) {
+            let cols = view_key_columns(view, schema, &entities)?;
+            views.push(online::ViewRead {
+                view: view.clone(),
+                ttl_s: ttl_of(view),
+                keys: online::request_keys(&request, &cols),
+            });
+        }
+        let n = request.rows();
+        let found = fill.lookup(views).await?;
         let mut out = Vec::with_capacity(features.len());
         for (view, field) in features {
-            let ix = views
-                .iter()
-                .position(|(v, _)| v == view)
-                .unwrap_or_default();
-            let (fields, rows) = &found[ix];
+            let ix = names.iter().position(|v| v == view).unwrap_or_default();
+            let (schema, rows) = &found[ix];
+            let fields = &schema.fields;
             let col = fields
                 .iter()
                 .position(|f| f.name == *field)
@@ -257,9 +280,14 @@ impl Core {
         if let Some(entities) = decoded.entities.take() {
             let store = self.online.as_ref().ok_or_else(|| {
                 ApiError::NotReady(format!(
-                    "model {:?} reads features by {:?}, but this server has no online store (--online-store)",
+                    "model {:?} reads features by {}, but this server has no online store (--online-store)",
                     m.schema.name,
-                    m.schema.entity_key().unwrap_or_default()
+                    m.schema
+                        .entity_keys()
+                        .iter()
+                        .map(|k| k.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })?;
             store.fill(&m, &entities, &mut decoded.input).await?;
@@ -351,6 +379,67 @@ impl Core {
             done,
         })
     }
+}
+
+/// Positions in `entities` of a view's join keys, in the view's key order, checked against
+/// their stored types.
+fn view_key_columns(
+    view: &str,
+    schema: &vane_online::ViewSchema,
+    entities: &[(String, KeyColumn)],
+) -> Result<Vec<usize>, ApiError> {
+    let given = || {
+        entities
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if schema.key_format == 1 {
+        // Stored before key names were recorded: one INT64 key, whichever name it is given.
+        return match entities {
+            [(_, KeyColumn::Int(_))] => Ok(vec![0]),
+            _ => Err(ApiError::BadRequest(format!(
+                "online view {view:?} is keyed by one INT64 key; give exactly one integer join key (got {})",
+                given()
+            ))),
+        };
+    }
+    schema
+        .keys
+        .iter()
+        .map(|k| {
+            let i = entities
+                .iter()
+                .position(|(n, _)| *n == k.name)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "online view {view:?} is keyed by {}; field `entities` lacks {:?} (it has {})",
+                        schema
+                            .keys
+                            .iter()
+                            .map(|k| k.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        k.name,
+                        given()
+                    ))
+                })?;
+            let fits = matches!(
+                (k.kind.as_str(), &entities[i].1),
+                ("STRING", KeyColumn::Str(_)) | ("INT64", KeyColumn::Int(_))
+            );
+            if !fits {
+                return Err(ApiError::BadRequest(format!(
+                    "entities.{}: online view {view:?} stores this key as {}; send {}",
+                    k.name,
+                    k.kind,
+                    if k.kind == "STRING" { "strings" } else { "integers" }
+                )));
+            }
+            Ok(i)
+        })
+        .collect()
 }
 
 /// One requested feature for every requested entity (see [`Core::read_features`]).

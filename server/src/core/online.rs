@@ -8,21 +8,29 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use vane_protocol::EntityRequest;
+use vane_protocol::{EntityRequest, KeyColumn};
+use vane_registry::OnlineSpec;
 
-use vane_online::{EntityId, Lookup, OnlineStore, StoreError, StoredField};
+use vane_online::{EntityKey, KeyBuilder, Lookup, OnlineStore, StoreError, ViewSchema};
 
 use super::error::ApiError;
 use super::model::LoadedModel;
 
-/// One view's field layout and one lookup per requested id.
-pub type ViewLookups = (Arc<Vec<StoredField>>, Vec<Lookup>);
+/// One view's stored layout and one lookup per requested key.
+pub type ViewLookups = (Arc<ViewSchema>, Vec<Lookup>);
+
+/// One view to read: its name, TTL and the keys to read.
+pub struct ViewRead {
+    pub view: String,
+    pub ttl_s: Option<u64>,
+    pub keys: Vec<EntityKey>,
+}
 
 /// Lookups for entity-keyed requests. Blocking: call from `spawn_blocking`.
 pub struct OnlineHandle {
     spec: String,
     store: Mutex<Option<Arc<dyn OnlineStore>>>,
-    schemas: Mutex<HashMap<String, Arc<Vec<StoredField>>>>,
+    schemas: Mutex<HashMap<String, Arc<ViewSchema>>>,
 }
 
 impl OnlineHandle {
@@ -49,11 +57,12 @@ impl OnlineHandle {
         Ok(s)
     }
 
-    fn schema(
+    /// A view's stored layout (cached; re-read when its rows no longer match it).
+    pub fn schema(
         &self,
         store: &dyn OnlineStore,
         view: &str,
-    ) -> Result<Arc<Vec<StoredField>>, StoreError> {
+    ) -> Result<Arc<ViewSchema>, StoreError> {
         if let Some(s) = self
             .schemas
             .lock()
@@ -73,22 +82,23 @@ impl OnlineHandle {
         Ok(fields)
     }
 
-    /// For each `(view, ttl)`: the view's field layout and one lookup per id.
+    /// For each view: its stored layout and one lookup per key.
     pub fn read_views(
         &self,
-        views: &[(String, Option<u64>)],
-        ids: &[EntityId],
+        views: &[ViewRead],
         now_us: i64,
     ) -> Result<Vec<ViewLookups>, StoreError> {
         let store = self.store()?;
         let mut out = Vec::with_capacity(views.len());
-        for (view, ttl) in views {
+        for ViewRead { view, ttl_s, keys } in views {
             let mut schema = self.schema(&*store, view)?;
-            let rows = vane_online::lookup(&*store, view, ids, *ttl, now_us)?;
+            let rows = vane_online::lookup(&*store, view, keys, *ttl_s, now_us)?;
             // Re-read a schema that no longer matches the rows (the view was re-materialized
             // with other fields).
             let stale = rows.iter().any(|l| match l {
-                Lookup::Present(r) | Lookup::OutsideMaxAge(r) => r.values.len() != schema.len(),
+                Lookup::Present(r) | Lookup::OutsideMaxAge(r) => {
+                    r.values.len() != schema.fields.len()
+                }
                 Lookup::NotFound => false,
             });
             if stale {
@@ -121,13 +131,12 @@ impl OnlineFill {
         }
     }
 
-    /// For each `(view, ttl)`: its fields and one lookup per id, read on a bounded set of
-    /// blocking threads under `online_timeout` (past it, or with the store down: 503).
-    pub async fn lookup(
+    /// Runs `read` on the store's handle on a bounded set of blocking threads under
+    /// `online_timeout` (past it, or with the store down: 503).
+    pub async fn run<T: Send + 'static>(
         &self,
-        views: Vec<(String, Option<u64>)>,
-        ids: Vec<EntityId>,
-    ) -> Result<Vec<ViewLookups>, ApiError> {
+        read: impl FnOnce(&OnlineHandle, i64) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
         let handle = self.handle.clone();
         let now_us = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -142,7 +151,7 @@ impl OnlineFill {
                 .await
                 .map_err(|_| ApiError::NotReady("the online store is shutting down".into()))?;
             tokio::task::spawn_blocking(move || {
-                let r = handle.read_views(&views, &ids, now_us);
+                let r = read(&handle, now_us);
                 drop(slot);
                 r
             })
@@ -150,6 +159,7 @@ impl OnlineFill {
             .map_err(|_| ApiError::Internal("online store lookup panicked".into()))?
             .map_err(|e| match e {
                 StoreError::Unavailable(_) => ApiError::NotReady(e.to_string()),
+                StoreError::Invalid(m) => ApiError::NotReady(m),
                 other => ApiError::Internal(other.to_string()),
             })
         };
@@ -159,6 +169,12 @@ impl OnlineFill {
                 limit.as_millis()
             ))
         })?
+    }
+
+    /// For each view: its layout and one lookup per key.
+    pub async fn lookup(&self, views: Vec<ViewRead>) -> Result<Vec<ViewLookups>, ApiError> {
+        self.run(move |h, now_us| h.read_views(&views, now_us))
+            .await
     }
 
     /// Completes an entity-keyed request: reads the model's online views for the request's ids
@@ -176,25 +192,28 @@ impl OnlineFill {
         let Some(spec) = schema.signature.online.as_ref() else {
             return Ok(());
         };
-        let views: Vec<(String, Option<u64>)> = spec
+        let views: Vec<ViewRead> = spec
             .views
             .iter()
-            .map(|v| (v.name.clone(), v.ttl_s))
+            .map(|v| ViewRead {
+                view: v.name.clone(),
+                ttl_s: v.ttl_s,
+                keys: request_keys(entities, &spec.view_keys(v)),
+            })
             .collect();
-        let found = self.lookup(views, entities.ids.clone()).await?;
+        let found = self.lookup(views).await?;
         let width = schema.width();
         // As Feast: a view without a row for the entity, or whose row is older than its TTL,
         // gives nulls (NaN to the model, as the training join gives); only an entity with no
         // row in any view is unknown.
-        if let Some(r) = (0..entities.ids.len()).find(|&r| {
+        if let Some(r) = (0..entities.rows()).find(|&r| {
             found
                 .iter()
                 .all(|(_, rows)| matches!(rows[r], Lookup::NotFound))
         }) {
             return Err(ApiError::NotFound(format!(
-                "{} {} not found in any online view ({})",
-                spec.entity_key,
-                entities.ids[r],
+                "{} not found in any online view ({})",
+                describe_entity(spec, entities, r),
                 spec.views
                     .iter()
                     .map(|v| v.name.as_str())
@@ -211,12 +230,16 @@ impl OnlineFill {
                         view.name
                     ))
                 })?;
-                let field = fields.iter().position(|s| s.name == *f).ok_or_else(|| {
-                    ApiError::NotReady(format!(
-                        "online view {:?} has no field {f:?}; materialize it again",
-                        view.name
-                    ))
-                })?;
+                let field = fields
+                    .fields
+                    .iter()
+                    .position(|s| s.name == *f)
+                    .ok_or_else(|| {
+                        ApiError::NotReady(format!(
+                            "online view {:?} has no field {f:?}; materialize it again",
+                            view.name
+                        ))
+                    })?;
                 cols.push((col, field));
             }
             for (r, lookup) in rows.iter().enumerate() {
@@ -242,5 +265,35 @@ impl OnlineFill {
             }
         }
         Ok(())
+    }
+}
+
+/// Each row's key for a view whose join keys are `cols` (positions in the request's keys).
+pub fn request_keys(entities: &EntityRequest, cols: &[usize]) -> Vec<EntityKey> {
+    let mut b = KeyBuilder::new();
+    (0..entities.rows())
+        .map(|r| {
+            for &c in cols {
+                match &entities.keys[c] {
+                    KeyColumn::Int(v) => b.int(v[r]),
+                    KeyColumn::Str(v) => b.str(&v[r]),
+                };
+            }
+            b.finish()
+        })
+        .collect()
+}
+
+/// `applicant_id 7` or `(applicant_id 7, merchant "acme")`, for messages.
+fn describe_entity(spec: &OnlineSpec, entities: &EntityRequest, r: usize) -> String {
+    let parts: Vec<String> = spec
+        .keys
+        .iter()
+        .zip(&entities.keys)
+        .map(|(k, col)| format!("{} {}", k.name, col.show(r)))
+        .collect();
+    match parts.as_slice() {
+        [one] => one.clone(),
+        _ => format!("({})", parts.join(", ")),
     }
 }

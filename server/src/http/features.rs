@@ -4,9 +4,13 @@
 //! ```json
 //! {"features": ["credit_activity:debt_to_income"], "entities": {"applicant_id": [1, 2]}}
 //! {"feature_service": "credit-risk", "entities": {"applicant_id": [1, 2]}}
+//! {"features": ["applicant_merchant:purchases_30d"],
+//!  "entities": {"applicant_id": [1, 2], "merchant_code": ["acme", "zeta"]}}
 //! ```
-//! `feature_service` names a served model: its online features. The answer has
-//! `metadata.feature_names` (the key first) and one `results` entry per name with `values`,
+//! `entities` gives each join key the views need (integers for INT64 keys, strings for STRING
+//! keys), one value per entity. `feature_service` names a served model: its online features.
+//! The answer has `metadata.feature_names` (the join keys first) and one `results` entry per
+//! name with `values`,
 //! `statuses` (`PRESENT`, `NULL_VALUE`, `OUTSIDE_MAX_AGE`, `NOT_FOUND`) and
 //! `event_timestamps`.
 
@@ -19,6 +23,7 @@ use super::HttpState;
 use super::body::read_body;
 use super::response::{Resp, json_response};
 use crate::core::ApiError;
+use vane_protocol::KeyColumn;
 
 /// Most entities one read may name.
 const MAX_ENTITIES: usize = 10_000;
@@ -53,41 +58,23 @@ where
     .await?;
     let req: Request = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid feature request: {e}")))?;
-    let (key, ids) = match req.entities.iter().collect::<Vec<_>>()[..] {
-        [(key, ids)] => (key.clone(), ids),
-        _ => {
-            return Err(ApiError::BadRequest(
-                "field `entities` must name one join key with its ids, e.g. {\"applicant_id\": [1, 2]}".into(),
-            ));
-        }
-    };
-    let ids: Vec<i64> = ids
-        .as_array()
-        .ok_or_else(|| ApiError::BadRequest(format!("entities.{key} must be a list of ids")))?
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            v.as_i64().ok_or_else(|| {
-                ApiError::BadRequest(format!("entities.{key}[{i}] is {v}, not an integer id"))
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    if ids.len() > MAX_ENTITIES {
-        return Err(ApiError::BadRequest(format!(
-            "{} entities; at most {MAX_ENTITIES} per request",
-            ids.len()
-        )));
-    }
+    let entities = entity_columns(&req.entities)?;
+    let n = entities.first().map_or(0, |(_, c)| c.len());
     let mut refs: Vec<(String, String)> = Vec::new();
     if let Some(service) = &req.feature_service {
         let m = state.core.lookup(service, None)?;
         let online = m.schema.signature.online.as_ref().ok_or_else(|| {
             ApiError::BadRequest(format!("model {service:?} reads no online features"))
         })?;
-        if online.entity_key != key {
+        if let Some(k) = online
+            .keys
+            .iter()
+            .find(|k| !entities.iter().any(|(n, _)| *n == k.name))
+        {
             return Err(ApiError::BadRequest(format!(
-                "model {service:?} is keyed by {:?}, not {key:?}",
-                online.entity_key
+                "model {service:?} is keyed by {}; field `entities` lacks {:?}",
+                online.key_names(),
+                k.name
             )));
         }
         for v in &online.views {
@@ -105,8 +92,22 @@ where
             "name the features (\"features\": [\"view:feature\", …]) or a served model (\"feature_service\")".into(),
         ));
     }
-    let columns = state.core.read_features(&refs, ids.clone()).await?;
-    let mut names = vec![key.clone()];
+    let mut names: Vec<String> = entities.iter().map(|(k, _)| k.clone()).collect();
+    let mut results: Vec<Value> = entities
+        .iter()
+        .map(|(_, c)| {
+            let values = match c {
+                KeyColumn::Int(v) => json!(v),
+                KeyColumn::Str(v) => json!(v),
+            };
+            json!({
+                "values": values,
+                "statuses": vec!["PRESENT"; n],
+                "event_timestamps": vec!["1970-01-01T00:00:00Z"; n],
+            })
+        })
+        .collect();
+    let columns = state.core.read_features(&refs, entities).await?;
     names.extend(refs.iter().map(|(v, f)| {
         if req.full_feature_names {
             format!("{v}__{f}")
@@ -114,11 +115,6 @@ where
             f.clone()
         }
     }));
-    let mut results = vec![json!({
-        "values": ids,
-        "statuses": vec!["PRESENT"; ids.len()],
-        "event_timestamps": vec!["1970-01-01T00:00:00Z"; ids.len()],
-    })];
     for c in columns {
         let values: Vec<Value> = c
             .values
@@ -144,4 +140,56 @@ where
         StatusCode::OK,
         json!({"metadata": {"feature_names": names}, "results": results}),
     ))
+}
+
+/// `entities` as typed key columns of one length: integers (INT64 keys) or strings (STRING
+/// keys).
+fn entity_columns(
+    entities: &serde_json::Map<String, Value>,
+) -> Result<Vec<(String, KeyColumn)>, ApiError> {
+    if entities.is_empty() {
+        return Err(ApiError::BadRequest(
+            "field `entities` must name the join keys with their values, e.g. {\"applicant_id\": [1, 2]}".into(),
+        ));
+    }
+    let mut out: Vec<(String, KeyColumn)> = Vec::with_capacity(entities.len());
+    for (key, values) in entities {
+        let values = values.as_array().ok_or_else(|| {
+            ApiError::BadRequest(format!("entities.{key} must be a list of key values"))
+        })?;
+        if values.len() > MAX_ENTITIES {
+            return Err(ApiError::BadRequest(format!(
+                "entities.{key}: {} entities; at most {MAX_ENTITIES} per request",
+                values.len()
+            )));
+        }
+        let col = if values.first().is_some_and(Value::is_string) {
+            let strs = values.iter().enumerate().map(|(i, v)| {
+                v.as_str().map(str::to_owned).ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "entities.{key}[{i}] is {v}, not a string like the first"
+                    ))
+                })
+            });
+            KeyColumn::Str(strs.collect::<Result<_, _>>()?)
+        } else {
+            let ints = values.iter().enumerate().map(|(i, v)| {
+                v.as_i64().ok_or_else(|| {
+                    ApiError::BadRequest(format!("entities.{key}[{i}] is {v}, not an integer id"))
+                })
+            });
+            KeyColumn::Int(ints.collect::<Result<_, _>>()?)
+        };
+        if let Some((first, c)) = out.first()
+            && c.len() != col.len()
+        {
+            return Err(ApiError::BadRequest(format!(
+                "entities.{key} has {} values but entities.{first} has {}; give one value per entity for each key",
+                col.len(),
+                c.len()
+            )));
+        }
+        out.push((key.clone(), col));
+    }
+    Ok(out)
 }

@@ -6,6 +6,7 @@ mod converters;
 mod foreign;
 mod hardening;
 mod hotswap;
+mod keys;
 mod layers;
 mod lifecycle;
 mod mlflow;

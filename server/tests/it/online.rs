@@ -5,13 +5,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hyper::StatusCode;
 use serde_json::{Value, json};
 use vane_models::credit;
-use vane_online::{EntityId, FeatureRow, StoredField, Value as Fv};
-use vane_registry::{DirRegistry, FeatureKind, OnlineSpec, OnlineView, PublishRequest};
+use vane_online::{EntityKey, FeatureRow, StoredField, Value as Fv, ViewSchema};
+use vane_registry::{DirRegistry, FeatureKind, OnlineKey, OnlineSpec, OnlineView, PublishRequest};
 
 use crate::scoring::feature_request;
 use crate::util::{Server, assert_close, floats};
 
-const PROFILE: [&str; 6] = [
+pub(crate) const PROFILE: [&str; 6] = [
     "annual_income",
     "employment_length_years",
     "home_ownership",
@@ -19,7 +19,7 @@ const PROFILE: [&str; 6] = [
     "credit_history_months",
     "verification_status",
 ];
-const ACTIVITY: [&str; 8] = [
+pub(crate) const ACTIVITY: [&str; 8] = [
     "debt_to_income",
     "revolving_utilization",
     "delinquencies_2y",
@@ -44,15 +44,17 @@ pub(crate) fn entity_registry() -> tempfile::TempDir {
     let reg = DirRegistry::create(dir.path()).unwrap();
     let mut sig = credit::signature();
     sig.online = Some(OnlineSpec {
-        entity_key: "applicant_id".into(),
+        keys: vec![OnlineKey::new("applicant_id", "INT64")],
         views: vec![
             OnlineView {
                 name: "applicant_profile".into(),
+                keys: vec!["applicant_id".into()],
                 ttl_s: Some(400 * 86_400),
                 features: PROFILE.iter().map(|s| s.to_string()).collect(),
             },
             OnlineView {
                 name: "credit_activity".into(),
+                keys: vec!["applicant_id".into()],
                 ttl_s: Some(90 * 86_400),
                 features: ACTIVITY.iter().map(|s| s.to_string()).collect(),
             },
@@ -85,9 +87,9 @@ fn stored(record: &serde_json::Map<String, Value>, names: &[&str], ts: i64) -> F
     }
 }
 
-fn fields(names: &[&str]) -> Vec<StoredField> {
+fn fields(names: &[&str]) -> ViewSchema {
     let sig = credit::signature();
-    names
+    let fields = names
         .iter()
         .map(|n| StoredField {
             name: (*n).into(),
@@ -96,7 +98,8 @@ fn fields(names: &[&str]) -> Vec<StoredField> {
                 FeatureKind::Categorical => "STRING".into(),
             },
         })
-        .collect()
+        .collect();
+    ViewSchema::new(vec![StoredField::new("applicant_id", "INT64")], fields)
 }
 
 /// Applicants 1..=5 materialized fresh; 6 has a profile but only stale activity.
@@ -109,11 +112,14 @@ fn materialize(path: &std::path::Path, records: &[serde_json::Map<String, Value>
         .write_schema("credit_activity", &fields(&ACTIVITY))
         .unwrap();
     let now = now_us();
-    let rows = |names: &[&str], age_days: i64| -> Vec<(EntityId, FeatureRow)> {
+    let rows = |names: &[&str], age_days: i64| -> Vec<(EntityKey, FeatureRow)> {
         records
             .iter()
             .enumerate()
-            .map(|(i, r)| (i as EntityId + 1, stored(r, names, now - age_days * DAY_US)))
+            .map(|(i, r)| {
+                let key = EntityKey::int(i as i64 + 1);
+                (key, stored(r, names, now - age_days * DAY_US))
+            })
             .collect()
     };
     store
@@ -306,7 +312,7 @@ fn entity_keyed_requests_score_like_full_ones() {
         ),
         (
             json!({"features": ["credit_activity:debt_to_income"], "entities": {"applicant_id": ["x"]}}),
-            "applicant_id[0]",
+            "entities.applicant_id: online view \"credit_activity\" stores this key as INT64",
         ),
     ] {
         let (status, _, r) = server.json("POST", "/v1/features", &body);
