@@ -1,6 +1,5 @@
 //! Reading feature view sources (Parquet) into sorted, indexed Arrow tables.
 
-use std::fs::File;
 use std::path::Path;
 
 use crate::repo::{Dtype, FeatureRepo, FeatureView};
@@ -8,8 +7,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchReader, UInt32Array};
 use arrow_schema::{DataType, TimeUnit};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 
 use super::{FeatureError, IdMap};
 use crate::keys::KeyIds;
@@ -61,35 +59,17 @@ pub(crate) fn open_projected(
     columns: Option<&[&str]>,
     batch: usize,
 ) -> Result<(u64, ParquetRecordBatchReader), FeatureError> {
-    let err = |message: String| FeatureError::Read {
+    use vane_tabular::TableError;
+    vane_tabular::open_parquet(path, columns, batch).map_err(|e| FeatureError::Read {
         path: path.to_path_buf(),
-        message,
-    };
-    let file = File::open(path).map_err(|e| err(e.to_string()))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| err(e.to_string()))?;
-    let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
-    let builder = match columns {
-        None => builder,
-        Some(cols) => {
-            let schema = builder.schema().clone();
-            let mut idx = Vec::with_capacity(cols.len());
-            for c in cols {
-                let i = schema.index_of(c).map_err(|_| {
-                    let have: Vec<&str> =
-                        schema.fields().iter().map(|f| f.name().as_str()).collect();
-                    err(format!("no column {c:?} (columns: {have:?})"))
-                })?;
-                idx.push(i);
-            }
-            let mask = ProjectionMask::roots(builder.parquet_schema(), idx);
-            builder.with_projection(mask)
-        }
-    };
-    let reader = builder
-        .with_batch_size(batch)
-        .build()
-        .map_err(|e| err(e.to_string()))?;
-    Ok((rows, reader))
+        message: match e {
+            TableError::MissingColumn {
+                column, available, ..
+            } => format!("no column {column:?} (columns: {available:?})"),
+            TableError::Read { message, .. } => message,
+            other => other.to_string(),
+        },
+    })
 }
 
 /// Timestamps of a column as microseconds since the epoch (`None`: null). Accepts Arrow

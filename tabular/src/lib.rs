@@ -10,6 +10,9 @@
 //!   `profile` and `compare`, the load tester's datasets). Columns come back in the order the
 //!   caller asked for, looked up by name.
 //!
+//! [`open_parquet`] streams a Parquet file's columns, found by name: the one
+//! open-with-projection every crate uses (the feature store's join and materialize too).
+//!
 //! Errors ([`TableError`]) name the file and, where it applies, the column.
 
 use std::collections::BTreeMap;
@@ -23,6 +26,7 @@ use arrow_array::types::Float64Type;
 use arrow_array::{Array, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::DataType;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 
 /// Rows per batch when reading files.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -174,25 +178,7 @@ pub fn read_batches(
                 .map_err(|e| read_err(&e))
         }
         Format::Parquet => {
-            use parquet::arrow::ProjectionMask;
-            use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-            let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)
-                .map_err(|e| read_err(&e))?
-                .with_batch_size(BATCH_ROWS);
-            if let Some(cols) = columns {
-                let names: Vec<String> = builder
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect();
-                let mask = ProjectionMask::roots(
-                    builder.parquet_schema(),
-                    projection(path, &names, cols)?,
-                );
-                builder = builder.with_projection(mask);
-            }
-            let reader = builder.build().map_err(|e| read_err(&e))?;
+            let (_, reader) = open_parquet(path, columns, BATCH_ROWS)?;
             reader
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| read_err(&e))
@@ -203,16 +189,53 @@ pub fn read_batches(
     }
 }
 
+/// Opens a Parquet file for streaming reads of `columns` (every column when `None`), found
+/// by name: the file's row count and a reader of `batch_rows`-row batches. Batches hold the
+/// columns in file order, not in the order asked for: look them up by name.
+pub fn open_parquet<S: AsRef<str>>(
+    path: &Path,
+    columns: Option<&[S]>,
+    batch_rows: usize,
+) -> Result<(u64, ParquetRecordBatchReader), TableError> {
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let read_err = |e: &dyn std::fmt::Display| TableError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let file = File::open(path).map_err(|e| read_err(&e))?;
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| read_err(&e))?
+        .with_batch_size(batch_rows);
+    let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
+    if let Some(cols) = columns {
+        let names: Vec<String> = builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), projection(path, &names, cols)?);
+        builder = builder.with_projection(mask);
+    }
+    Ok((rows, builder.build().map_err(|e| read_err(&e))?))
+}
+
 /// Indices of `wanted` in `names`, ascending (file order).
-fn projection(path: &Path, names: &[String], wanted: &[String]) -> Result<Vec<usize>, TableError> {
+fn projection<S: AsRef<str>>(
+    path: &Path,
+    names: &[String],
+    wanted: &[S],
+) -> Result<Vec<usize>, TableError> {
     let mut idx = Vec::with_capacity(wanted.len());
     for w in wanted {
+        let w = w.as_ref();
         match names.iter().position(|n| n == w) {
             Some(i) => idx.push(i),
             None => {
                 return Err(TableError::MissingColumn {
                     path: path.to_path_buf(),
-                    column: w.clone(),
+                    column: w.to_string(),
                     available: names.to_vec(),
                 });
             }
