@@ -18,9 +18,9 @@ use vane_features::repo::FeatureRepo;
 use vane_models::credit;
 use vane_online::OnlineStore;
 use vane_online::testing::RedisServer;
-use vane_registry::{DirRegistry, FeatureKind, OnlineKey, OnlineSpec, OnlineView, PublishRequest};
+use vane_registry::{FeatureKind, OnlineKey, OnlineSpec, OnlineView};
 
-use crate::online::{ACTIVITY, PROFILE};
+use crate::online::{ACTIVITY, PROFILE, registry_with, score_with_nulls};
 use crate::scoring::feature_request;
 use crate::util::{Server, assert_close, floats};
 
@@ -157,10 +157,7 @@ fields = [{}]
 /// The example LR, reading its profile by `applicant_ref` and its activity by
 /// (`applicant_ref`, `bureau_id`).
 fn registry() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let reg = DirRegistry::create(dir.path()).unwrap();
-    let mut sig = credit::signature();
-    sig.online = Some(OnlineSpec {
+    registry_with(OnlineSpec {
         keys: vec![
             OnlineKey::new("applicant_ref", "STRING"),
             OnlineKey::new("bureau_id", "INT64"),
@@ -179,19 +176,7 @@ fn registry() -> tempfile::TempDir {
                 features: ACTIVITY.iter().map(|s| s.to_string()).collect(),
             },
         ],
-    });
-    let v = reg
-        .publish(&PublishRequest {
-            model: "credit-risk".into(),
-            files: vec![
-                ("model.onnx".into(), credit::logistic_regression().to_onnx()),
-                ("signature.json".into(), serde_json::to_vec(&sig).unwrap()),
-            ],
-            ..Default::default()
-        })
-        .unwrap();
-    reg.set_alias("credit-risk", "champion", v).unwrap();
-    dir
+    })
 }
 
 /// A V2 request giving the request-time inputs of `records` and both join keys.
@@ -321,19 +306,9 @@ fn check_keys_end_to_end(store_spec: &str, store: &dyn OnlineStore) {
         &keyed_request(&refs[..1], &[99], &records[..1]),
     );
     assert_eq!(status, StatusCode::OK, "{body}");
-    let mut nulled = records[0].clone();
-    for f in ACTIVITY {
-        nulled.insert(f.into(), Value::Null);
-    }
-    let (status, _, expected) = server.json(
-        "POST",
-        "/v1/models/credit-risk:predict",
-        &json!({"instances": [nulled]}),
-    );
-    assert_eq!(status, StatusCode::OK, "{expected}");
     assert_close(
         &floats(&body["outputs"][0]["data"]),
-        &floats(&expected["predictions"]),
+        &score_with_nulls(&server, &records[0], &ACTIVITY),
         1e-6,
         "unknown bureau = null activity",
     );

@@ -40,10 +40,7 @@ fn now_us() -> i64 {
 
 /// The example LR, published with an online spec: 14 inputs come from two views.
 pub(crate) fn entity_registry() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let reg = DirRegistry::create(dir.path()).unwrap();
-    let mut sig = credit::signature();
-    sig.online = Some(OnlineSpec {
+    registry_with(OnlineSpec {
         keys: vec![OnlineKey::new("applicant_id", "INT64")],
         views: vec![
             OnlineView {
@@ -59,7 +56,15 @@ pub(crate) fn entity_registry() -> tempfile::TempDir {
                 features: ACTIVITY.iter().map(|s| s.to_string()).collect(),
             },
         ],
-    });
+    })
+}
+
+/// A registry holding the example LR as `credit-risk` champion, reading `online`.
+pub(crate) fn registry_with(online: OnlineSpec) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = DirRegistry::create(dir.path()).unwrap();
+    let mut sig = credit::signature();
+    sig.online = Some(online);
     let v = reg
         .publish(&PublishRequest {
             model: "credit-risk".into(),
@@ -128,6 +133,26 @@ fn materialize(path: &std::path::Path, records: &[serde_json::Map<String, Value>
     let mut activity = rows(&ACTIVITY, 5);
     activity[5].1.event_ts_us = now - 200 * DAY_US;
     store.write_batch("credit_activity", &activity).unwrap();
+}
+
+/// The score of `record` sent whole with `features` null: what an entity-keyed request
+/// whose view has no fresh row must score.
+pub(crate) fn score_with_nulls(
+    server: &Server,
+    record: &serde_json::Map<String, Value>,
+    features: &[&str],
+) -> Vec<f32> {
+    let mut nulled = record.clone();
+    for f in features {
+        nulled.insert(f.to_string(), Value::Null);
+    }
+    let (status, _, direct) = server.json(
+        "POST",
+        "/v1/models/credit-risk:predict",
+        &json!({"instances": [nulled]}),
+    );
+    assert_eq!(status, StatusCode::OK, "{direct}");
+    floats(&direct["predictions"])
 }
 
 /// The request-time inputs of `records` plus `applicant_id`.
@@ -239,19 +264,9 @@ fn entity_keyed_requests_score_like_full_ones() {
         &keyed_request(&[6], &records[5..6]),
     );
     assert_eq!(status, StatusCode::OK, "{stale}");
-    let mut nulled = records[5].clone();
-    for f in ACTIVITY {
-        nulled.insert(f.to_string(), Value::Null);
-    }
-    let (status, _, direct) = server.json(
-        "POST",
-        "/v1/models/credit-risk:predict",
-        &json!({"instances": [nulled]}),
-    );
-    assert_eq!(status, StatusCode::OK, "{direct}");
     assert_close(
         &floats(&stale["outputs"][0]["data"]),
-        &floats(&direct["predictions"]),
+        &score_with_nulls(&server, &records[5], &ACTIVITY),
         1e-6,
         "expired view = nulls",
     );
