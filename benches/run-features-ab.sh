@@ -2,8 +2,9 @@
 # Materialize and online-lookup figures of two builds in one run (BENCHMARKS.md, "Feature
 # store … before/after"): OLD and NEW are directories holding `vane-models` and
 # `featurebench` release binaries. One 10 M-application world (made by NEW), then per round
-# a full materialize into a fresh embedded store by each build, interleaved, and the
-# embedded lookup latency of each build on its own store (batch 1 and 20, 10 s each).
+# a full materialize into a fresh embedded store by each build, interleaved; then per round
+# the embedded lookup latency of each build on its own store (batch 1 and 20, 10 s each),
+# interleaved.
 #   OLD=/tmp/old NEW=/tmp/new ROUNDS=2 benches/run-features-ab.sh [WORK_DIR]
 set -euo pipefail
 W="${1:-/tmp/vane-features-ab}"
@@ -20,10 +21,13 @@ for r in $(seq 1 "$rounds"); do
     "$bin/vane-models" materialize --repo "$W/w10m/features.toml" --store "$W/$b.redb" 2>&1 | tail -1
   done
 done
-for b in old new; do
-  bin=$OLD; [ $b = new ] && bin=$NEW
+# Lookups interleaved too: each round runs both builds back to back per batch size.
+for r in $(seq 1 "$rounds"); do
   for batch in 1 20; do
-    printf '%-4s lookup batch %-2s: ' "$b" "$batch"
-    "$bin/featurebench" lookup "$W/$b.redb" credit_activity 500000 10 "$batch" 1 | tail -1
+    for b in old new; do
+      bin=$OLD; [ $b = new ] && bin=$NEW
+      printf 'round %s %-4s lookup batch %-2s: ' "$r" "$b" "$batch"
+      "$bin/featurebench" lookup "$W/$b.redb" credit_activity 500000 10 "$batch" 1 | tail -1
+    done
   done
 done

@@ -1,9 +1,11 @@
 //! The embedded online store: one [redb](https://docs.rs/redb) file.
 //!
-//! Tables: `vane_schemas` (view → schema JSON), `vane_meta` (key → bytes) and one
-//! `rows.k2:<view>` table per view (encoded [`EntityKey`] → row, see [`crate::codec`]). Stores
-//! written before composite keys hold `rows:<view>` tables keyed by `i64` (key format 1):
-//! they are read as they are, and moved to `rows.k2:` when a schema is next written. A write batch is
+//! Tables: `vane_schemas` (view → schema JSON), `vane_meta` (key → bytes) and one rows table
+//! per view (→ row, see [`crate::codec`]): `rows:<view>` keyed by `i64` for a view whose key
+//! is a single INT64 (as every view was before composite keys, so those stores read as they
+//! are), `rows.k2:<view>` keyed by the encoded [`EntityKey`] for any other key. A fixed-width
+//! `i64` key keeps the common lookup as fast as it was: byte-string keys cost redb about a
+//! quarter more per lookup (BENCHMARKS.md). A write batch is
 //! one transaction that compares each row's event timestamp with the stored one inside the
 //! transaction, so an older row never replaces a newer one, whatever the number of writers.
 //!
@@ -23,13 +25,27 @@ use crate::{EntityKey, FeatureRow, OnlineStore, StoreError, ViewSchema};
 const SCHEMAS: TableDefinition<&str, &[u8]> = TableDefinition::new("vane_schemas");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("vane_meta");
 
-fn rows_table_name(view: &str) -> String {
+/// The table of a view keyed by a single INT64.
+fn int_table_name(view: &str) -> String {
+    format!("rows:{view}")
+}
+
+/// The table of a view with any other key.
+fn bytes_table_name(view: &str) -> String {
     format!("rows.k2:{view}")
 }
 
-/// The table of a view stored in key format 1.
-fn legacy_table_name(view: &str) -> String {
-    format!("rows:{view}")
+/// Where one key's row lives: by value in an `i64` table, or by its encoding.
+enum RowKey<'a> {
+    Int(i64),
+    Bytes(&'a [u8]),
+}
+
+fn row_key(key: &EntityKey) -> RowKey<'_> {
+    match key.single_int() {
+        Some(id) => RowKey::Int(id),
+        None => RowKey::Bytes(key.as_bytes()),
+    }
 }
 
 /// Maps a redb failure: damaged data → `Corrupt`, everything else (I/O, locks) → `Unavailable`.
@@ -107,53 +123,33 @@ impl EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Reads a view stored in key format 1 (`i64` keys), if that is how it is stored.
-    fn read_legacy(
+    /// Writes each row unless the stored one has a later event timestamp; returns how many
+    /// it wrote.
+    fn write_newest<'k, K>(
         &self,
-        txn: &redb::ReadTransaction,
-        view: &str,
-        keys: &[EntityKey],
-    ) -> Result<Vec<Option<FeatureRow>>, StoreError> {
-        let name = legacy_table_name(view);
-        let def: TableDefinition<i64, &[u8]> = TableDefinition::new(&name);
-        let t = match txn.open_table(def) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(vec![None; keys.len()]),
-            Err(e) => return Err(self.err(e)),
-        };
-        keys.iter()
-            .map(|k| {
-                let id = k.single_int().ok_or_else(|| {
-                    StoreError::Invalid(format!(
-                        "view {view:?} was stored by an older Vane with one INT64 key (key format 1), \
-                         so it has no row for key {k}; materialize it again"
-                    ))
-                })?;
-                t.get(id)
-                    .map_err(|e| self.err(e))?
-                    .map(|g| decode_row(g.value()))
-                    .transpose()
-            })
-            .collect()
-    }
-
-    /// Moves a view's rows from key format 1 to the current one, inside `txn`.
-    fn upgrade_keys(&self, txn: &redb::WriteTransaction, view: &str) -> Result<(), StoreError> {
-        let old_name = legacy_table_name(view);
-        let old_def: TableDefinition<i64, &[u8]> = TableDefinition::new(&old_name);
-        let name = rows_table_name(view);
-        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
-        {
-            let old = txn.open_table(old_def).map_err(|e| self.err(e))?;
-            let mut new = txn.open_table(def).map_err(|e| self.err(e))?;
-            for entry in old.iter().map_err(|e| self.err(e))? {
-                let (k, v) = entry.map_err(|e| self.err(e))?;
-                new.insert(EntityKey::int(k.value()).as_bytes(), v.value())
-                    .map_err(|e| self.err(e))?;
+        t: &mut redb::Table<'_, K, &'static [u8]>,
+        rows: impl Iterator<Item = (K::SelfType<'k>, &'k FeatureRow)>,
+    ) -> Result<usize, StoreError>
+    where
+        K: redb::Key + 'static,
+        K::SelfType<'k>: std::borrow::Borrow<K::SelfType<'k>> + Clone,
+    {
+        let mut stored = 0;
+        let mut buf = Vec::with_capacity(256);
+        for (key, row) in rows {
+            let older = match t.get(key.clone()).map_err(|e| self.err(e))? {
+                Some(old) => codec::row_event_ts(old.value())? > row.event_ts_us,
+                None => false,
+            };
+            if older {
+                continue;
             }
+            buf.clear();
+            codec::encode_row(row, &mut buf);
+            t.insert(key, buf.as_slice()).map_err(|e| self.err(e))?;
+            stored += 1;
         }
-        txn.delete_table(old_def).map_err(|e| self.err(e))?;
-        Ok(())
+        Ok(stored)
     }
 }
 
@@ -164,21 +160,7 @@ impl OnlineStore for EmbeddedStore {
 
     fn write_schema(&self, view: &str, schema: &ViewSchema) -> Result<(), StoreError> {
         check_schema(view, schema)?;
-        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut schemas = txn.open_table(SCHEMAS).map_err(|e| self.err(e))?;
-            let old = match schemas.get(view).map_err(|e| self.err(e))? {
-                Some(b) => Some(decode_schema(b.value())?),
-                None => None,
-            };
-            if old.is_some_and(|o| o.key_format == 1) {
-                self.upgrade_keys(&txn, view)?;
-            }
-            schemas
-                .insert(view, encode_schema(schema).as_slice())
-                .map_err(|e| self.err(e))?;
-        }
-        txn.commit().map_err(|e| self.err(e))
+        self.put_bytes(SCHEMAS, view, &encode_schema(schema))
     }
 
     fn read_schema(&self, view: &str) -> Result<Option<ViewSchema>, StoreError> {
@@ -197,28 +179,21 @@ impl OnlineStore for EmbeddedStore {
         if rows.is_empty() {
             return Ok(0);
         }
-        let name = rows_table_name(view);
-        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        let mut stored = 0;
-        {
-            let mut t = txn.open_table(def).map_err(|e| self.err(e))?;
-            let mut buf = Vec::with_capacity(256);
-            for (key, row) in rows {
-                let older = match t.get(key.as_bytes()).map_err(|e| self.err(e))? {
-                    Some(old) => codec::row_event_ts(old.value())? > row.event_ts_us,
-                    None => false,
-                };
-                if older {
-                    continue;
-                }
-                buf.clear();
-                codec::encode_row(row, &mut buf);
-                t.insert(key.as_bytes(), buf.as_slice())
-                    .map_err(|e| self.err(e))?;
-                stored += 1;
-            }
-        }
+        let stored = if rows[0].0.single_int().is_some() {
+            let name = int_table_name(view);
+            let mut t = txn
+                .open_table(TableDefinition::<i64, &[u8]>::new(&name))
+                .map_err(|e| self.err(e))?;
+            let keyed = rows.iter().map(|(k, r)| (k.single_int().unwrap_or_default(), r));
+            self.write_newest(&mut t, keyed)?
+        } else {
+            let name = bytes_table_name(view);
+            let mut t = txn
+                .open_table(TableDefinition::<&[u8], &[u8]>::new(&name))
+                .map_err(|e| self.err(e))?;
+            self.write_newest(&mut t, rows.iter().map(|(k, r)| (k.as_bytes(), r)))?
+        };
         txn.commit().map_err(|e| self.err(e))?;
         Ok(stored)
     }
@@ -228,22 +203,49 @@ impl OnlineStore for EmbeddedStore {
         view: &str,
         keys: &[EntityKey],
     ) -> Result<Vec<Option<FeatureRow>>, StoreError> {
-        let name = rows_table_name(view);
-        let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&name);
         let txn = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = match txn.open_table(def) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return self.read_legacy(&txn, view, keys),
-            Err(e) => return Err(self.err(e)),
+        let open = |name: String| -> Result<Option<_>, StoreError> {
+            match txn.open_table(TableDefinition::<i64, &[u8]>::new(&name)) {
+                Ok(t) => Ok(Some(t)),
+                Err(TableError::TableDoesNotExist(_)) => Ok(None),
+                Err(e) => Err(self.err(e)),
+            }
         };
-        keys.iter()
-            .map(|k| {
-                t.get(k.as_bytes())
-                    .map_err(|e| self.err(e))?
-                    .map(|g| decode_row(g.value()))
-                    .transpose()
-            })
-            .collect()
+        let open_bytes = |name: String| -> Result<Option<_>, StoreError> {
+            match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
+                Ok(t) => Ok(Some(t)),
+                Err(TableError::TableDoesNotExist(_)) => Ok(None),
+                Err(e) => Err(self.err(e)),
+            }
+        };
+        // A view has one key shape: one table serves the batch; a key of another shape than
+        // the view's finds nothing.
+        let (mut ints, mut bytes) = (None, None);
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let got = match row_key(key) {
+                RowKey::Int(id) => {
+                    if ints.is_none() {
+                        ints = Some(open(int_table_name(view))?);
+                    }
+                    match ints.as_ref().and_then(Option::as_ref) {
+                        Some(t) => t.get(id).map_err(|e| self.err(e))?.map(|g| decode_row(g.value())),
+                        None => None,
+                    }
+                }
+                RowKey::Bytes(b) => {
+                    if bytes.is_none() {
+                        bytes = Some(open_bytes(bytes_table_name(view))?);
+                    }
+                    match bytes.as_ref().and_then(Option::as_ref) {
+                        Some(t) => t.get(b).map_err(|e| self.err(e))?.map(|g| decode_row(g.value())),
+                        None => None,
+                    }
+                }
+            };
+            out.push(got.transpose()?);
+        }
+        Ok(out)
     }
 
     fn read_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

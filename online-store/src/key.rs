@@ -10,9 +10,11 @@
 //!               2 STRING: varint byte length, UTF-8 bytes
 //! ```
 //!
-//! Key format 1 (Vane before composite keys) was a bare INT64: a redb `i64` table key, a
-//! decimal Redis key suffix. Views written that way are still read, and are moved to format 2
-//! when materialize next writes their schema (see the stores).
+//! Both stores keep a key that is a single INT64 as they did before composite keys (key
+//! format 1: a redb `i64` table key, a decimal Redis key suffix), so existing stores read as
+//! they are and the common lookup stays on a fixed-width key; every other key is stored as
+//! these bytes. A view's schema (format 2) records its keys' names and kinds; a format-1
+//! schema is read as one unnamed INT64 key.
 
 use std::fmt;
 
@@ -73,9 +75,60 @@ impl fmt::Display for KeyValue {
     }
 }
 
-/// An encoded entity key (key format 2): cheap to hash, compare and store.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EntityKey(Box<[u8]>);
+/// An encoded entity key (key format 2): cheap to hash, compare and store. Keys up to
+/// [`INLINE`] bytes (any single INT64, short strings) need no allocation.
+#[derive(Clone)]
+pub struct EntityKey(Repr);
+
+/// Longest key kept inline.
+pub const INLINE: usize = 22;
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl EntityKey {
+    fn from_slice(b: &[u8]) -> Self {
+        if b.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..b.len()].copy_from_slice(b);
+            EntityKey(Repr::Inline {
+                len: b.len() as u8,
+                bytes,
+            })
+        } else {
+            EntityKey(Repr::Heap(b.into()))
+        }
+    }
+}
+
+impl PartialEq for EntityKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for EntityKey {}
+
+impl std::hash::Hash for EntityKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl PartialOrd for EntityKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for EntityKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
 
 /// Builds a key part by part without intermediate values.
 #[derive(Debug, Default)]
@@ -110,7 +163,7 @@ impl KeyBuilder {
 
     /// The key, leaving the builder empty for the next one.
     pub fn finish(&mut self) -> EntityKey {
-        let key = EntityKey(self.0.as_slice().into());
+        let key = EntityKey::from_slice(&self.0);
         self.0.truncate(1);
         key
     }
@@ -137,19 +190,22 @@ impl EntityKey {
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Heap(b) => b,
+        }
     }
 
     /// A stored key, checked.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, StoreError> {
-        let key = EntityKey(bytes.into());
+        let key = EntityKey::from_slice(bytes);
         key.parts()?;
         Ok(key)
     }
 
     /// The value when the key is a single INT64 (what key format 1 stored).
     pub fn single_int(&self) -> Option<i64> {
-        match &*self.0 {
+        match self.as_bytes() {
             [KEY_FORMAT, TAG_INT, rest @ ..] if rest.len() == 8 => {
                 Some(crate::codec::ts_from_ordered(rest.try_into().ok()?))
             }
@@ -160,10 +216,11 @@ impl EntityKey {
     /// The join-key values.
     pub fn parts(&self) -> Result<Vec<KeyValue>, StoreError> {
         let corrupt = |w: &str| StoreError::Corrupt(format!("entity key: {w}"));
-        if self.0.first() != Some(&KEY_FORMAT) {
-            return Err(corrupt(&format!("unknown key format {:?}", self.0.first())));
+        let bytes = self.as_bytes();
+        if bytes.first() != Some(&KEY_FORMAT) {
+            return Err(corrupt(&format!("unknown key format {:?}", bytes.first())));
         }
-        let mut r = Reader::new(&self.0, 1);
+        let mut r = Reader::new(bytes, 1);
         let mut out = Vec::with_capacity(1);
         while !r.done() {
             out.push(match r.byte()? {
@@ -224,7 +281,7 @@ impl fmt::Display for EntityKey {
                 }
                 f.write_str(")")
             }
-            Err(_) => write!(f, "<key {:02x?}>", &self.0),
+            Err(_) => write!(f, "<key {:02x?}>", self.as_bytes()),
         }
     }
 }
@@ -270,6 +327,18 @@ mod tests {
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
             let _ = EntityKey::from_bytes(&bytes);
         }
+    }
+
+    #[test]
+    fn inline_and_heap_keys_compare_by_bytes() {
+        let long = "x".repeat(40);
+        let a = EntityKey::str(&long);
+        assert!(matches!(a.0, Repr::Heap(_)));
+        assert!(matches!(EntityKey::int(-1).0, Repr::Inline { .. }));
+        assert_eq!(a, EntityKey::from_bytes(a.as_bytes()).unwrap());
+        assert_eq!(a.parts().unwrap(), vec![KeyValue::Str(long)]);
+        assert!(EntityKey::str("a") < EntityKey::str("b"));
+        assert_eq!(std::mem::size_of::<EntityKey>(), 24);
     }
 
     #[test]

@@ -123,8 +123,7 @@ pub enum StoreError {
 pub trait OnlineStore: Send + Sync {
     /// Where the store lives, for logs.
     fn describe(&self) -> String;
-    /// Records the layout of `view` (written by materialize before its rows). Over a view
-    /// stored in key format 1, it first moves the view's rows to the current key format.
+    /// Records the layout of `view` (written by materialize before its rows).
     fn write_schema(&self, view: &str, schema: &ViewSchema) -> Result<(), StoreError>;
     /// The layout of `view`, if it was ever materialized.
     fn read_schema(&self, view: &str) -> Result<Option<ViewSchema>, StoreError>;

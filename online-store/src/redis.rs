@@ -8,11 +8,10 @@
 //! | `vane:<view>:schema` | the view's schema JSON |
 //! | `vane::meta:<key>` | bookkeeping (e.g. materialization state) |
 //!
-//! An entity key is its [`crate::key`] encoding (binary, starting with the format byte 2), so
-//! a row key never collides with `schema`; view names contain no `:`, so `vane::meta:` never
-//! collides with a view. Stores written before composite keys used decimal INT64 ids (key
-//! format 1): a read that finds none of its keys tries those, and writing the view's schema
-//! moves its rows to the current format.
+//! An entity key with a single INT64 is written as its decimal value (as every key was before
+//! composite keys, so those stores read as they are); any other key as its [`crate::key`]
+//! encoding (binary, starting with the format byte 2). So a row key never collides with
+//! `schema`; view names contain no `:`, so `vane::meta:` never collides with a view.
 //!
 //! Reads are one `MGET` per batch. Writes run a Lua script per chunk of rows that compares the
 //! 8 ordered timestamp bytes of the stored and the new row and writes only if the new one is
@@ -161,17 +160,15 @@ impl RedisStore {
     }
 
     fn row_key(view: &str, key: &EntityKey) -> Vec<u8> {
+        if let Some(id) = key.single_int() {
+            return format!("vane:{view}:{id}").into_bytes();
+        }
         let mut k = Vec::with_capacity(view.len() + 6 + key.as_bytes().len());
         k.extend_from_slice(b"vane:");
         k.extend_from_slice(view.as_bytes());
         k.push(b':');
         k.extend_from_slice(key.as_bytes());
         k
-    }
-
-    /// A row key of key format 1.
-    fn legacy_row_key(view: &str, id: i64) -> String {
-        format!("vane:{view}:{id}")
     }
 
     fn mget(&self, keys: &[impl ::redis::ToRedisArgs]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
@@ -186,53 +183,6 @@ impl RedisStore {
             )));
         }
         Ok(raw)
-    }
-
-    /// Moves a view's rows from key format 1 (decimal ids) to the current key format.
-    /// Concurrent writers are safe: the copy keeps the newer row, a row already moved is
-    /// skipped.
-    fn upgrade_keys(&self, view: &str) -> Result<(), StoreError> {
-        let pattern = format!("vane:{view}:*");
-        let prefix = format!("vane:{view}:");
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self.with_conn(|c| {
-                ::redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(c)
-            })?;
-            let old: Vec<(String, i64)> = keys
-                .iter()
-                .filter_map(|k| {
-                    let id = std::str::from_utf8(k.strip_prefix(prefix.as_bytes())?).ok()?;
-                    Some((String::from_utf8(k.clone()).ok()?, id.parse().ok()?))
-                })
-                .collect();
-            if !old.is_empty() {
-                let names: Vec<&str> = old.iter().map(|(k, _)| k.as_str()).collect();
-                let values = self.mget(&names)?;
-                let mut inv = self.script.prepare_invoke();
-                let mut any = false;
-                for ((_, id), v) in old.iter().zip(values) {
-                    if let Some(v) = v {
-                        inv.key(Self::row_key(view, &EntityKey::int(*id))).arg(v);
-                        any = true;
-                    }
-                }
-                if any {
-                    self.with_conn(|c| inv.invoke::<usize>(c))?;
-                }
-                self.with_conn(|c| ::redis::cmd("DEL").arg(&names).query::<usize>(c))?;
-            }
-            cursor = next;
-            if cursor == 0 {
-                return Ok(());
-            }
-        }
     }
 
     fn meta_key(key: &str) -> String {
@@ -261,9 +211,6 @@ impl OnlineStore for RedisStore {
 
     fn write_schema(&self, view: &str, schema: &ViewSchema) -> Result<(), StoreError> {
         check_schema(view, schema)?;
-        if self.read_schema(view)?.is_some_and(|o| o.key_format == 1) {
-            self.upgrade_keys(view)?;
-        }
         self.set(&Self::schema_key(view), &encode_schema(schema))
     }
 
@@ -306,18 +253,8 @@ impl OnlineStore for RedisStore {
             return Ok(Vec::new());
         }
         let names: Vec<Vec<u8>> = keys.iter().map(|k| Self::row_key(view, k)).collect();
-        let mut raw = self.mget(&names)?;
-        // Nothing found: the view may still be stored in key format 1.
-        if raw.iter().all(Option::is_none) {
-            let legacy: Option<Vec<String>> = keys
-                .iter()
-                .map(|k| Some(Self::legacy_row_key(view, k.single_int()?)))
-                .collect();
-            if let Some(legacy) = legacy {
-                raw = self.mget(&legacy)?;
-            }
-        }
-        raw.into_iter()
+        self.mget(&names)?
+            .into_iter()
             .map(|v| v.map(|b| decode_row(&b)).transpose())
             .collect()
     }
