@@ -185,7 +185,9 @@ impl OnlineStore for EmbeddedStore {
             let mut t = txn
                 .open_table(TableDefinition::<i64, &[u8]>::new(&name))
                 .map_err(|e| self.err(e))?;
-            let keyed = rows.iter().map(|(k, r)| (k.single_int().unwrap_or_default(), r));
+            let keyed = rows
+                .iter()
+                .map(|(k, r)| (k.single_int().unwrap_or_default(), r));
             self.write_newest(&mut t, keyed)?
         } else {
             let name = bytes_table_name(view);
@@ -229,7 +231,10 @@ impl OnlineStore for EmbeddedStore {
                         ints = Some(open(int_table_name(view))?);
                     }
                     match ints.as_ref().and_then(Option::as_ref) {
-                        Some(t) => t.get(id).map_err(|e| self.err(e))?.map(|g| decode_row(g.value())),
+                        Some(t) => t
+                            .get(id)
+                            .map_err(|e| self.err(e))?
+                            .map(|g| decode_row(g.value())),
                         None => None,
                     }
                 }
@@ -238,7 +243,10 @@ impl OnlineStore for EmbeddedStore {
                         bytes = Some(open_bytes(bytes_table_name(view))?);
                     }
                     match bytes.as_ref().and_then(Option::as_ref) {
-                        Some(t) => t.get(b).map_err(|e| self.err(e))?.map(|g| decode_row(g.value())),
+                        Some(t) => t
+                            .get(b)
+                            .map_err(|e| self.err(e))?
+                            .map(|g| decode_row(g.value())),
                         None => None,
                     }
                 }

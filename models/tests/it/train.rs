@@ -869,3 +869,104 @@ fn write_world_training_set() {
     );
     write_parquet(&joined, &dir.join("training_set.parquet"));
 }
+
+/// A feature service over a STRING-keyed view and a view of a composite key: the training set
+/// joins each view on its own keys, and the online spec the trainer publishes names every key
+/// and each view's keys.
+#[test]
+fn a_service_over_string_and_composite_keys_names_every_key_online() {
+    use arrow_array::Array;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ts = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
+    let strs = |v: &[&str]| Arc::new(StringArray::from_iter_values(v.iter())) as ArrayRef;
+    let profile = RecordBatch::try_from_iter([
+        ("applicant_ref", strs(&["a", "b"])),
+        ("event_timestamp", ts(vec![10, 10])),
+        (
+            "income",
+            Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    write_parquet(&profile, &d.join("profile.parquet"));
+    let activity = RecordBatch::try_from_iter([
+        ("applicant_ref", strs(&["a", "a", "b"])),
+        ("bureau_id", ts(vec![1, 2, 1])),
+        ("event_timestamp", ts(vec![10, 10, 10])),
+        (
+            "utilization",
+            Arc::new(Float64Array::from(vec![0.1, 0.2, 0.3])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    write_parquet(&activity, &d.join("activity.parquet"));
+    let entities = RecordBatch::try_from_iter([
+        ("applicant_ref", strs(&["a", "a", "b", "c"])),
+        ("bureau_id", ts(vec![2, 1, 2, 1])),
+        ("event_timestamp", ts(vec![20, 20, 20, 20])),
+        ("default", ts(vec![0, 1, 0, 1])),
+    ])
+    .unwrap();
+    write_parquet(&entities, &d.join("entities.parquet"));
+    std::fs::write(
+        d.join("features.toml"),
+        r#"
+[[entities]]
+name = "applicant"
+join_key = "applicant_ref"
+dtype = "STRING"
+
+[[entities]]
+name = "bureau"
+join_key = "bureau_id"
+
+[[feature_views]]
+name = "profile"
+entity = "applicant"
+source = "profile.parquet"
+timestamp_field = "event_timestamp"
+fields = [{ name = "income", dtype = "FP64" }]
+
+[[feature_views]]
+name = "activity"
+entities = ["applicant", "bureau"]
+source = "activity.parquet"
+timestamp_field = "event_timestamp"
+fields = [{ name = "utilization", dtype = "FP64" }]
+
+[[feature_services]]
+name = "svc"
+features = ["profile:income", "activity:utilization"]
+"#,
+    )
+    .unwrap();
+    let mut spec = TrainSpec::default();
+    let set = train::service_training_set(
+        &d.join("features.toml"),
+        None,
+        &d.join("entities.parquet"),
+        &mut spec,
+    )
+    .unwrap();
+    let joined = &set.batches[0];
+    let col = |n: &str| {
+        let c = joined.column_by_name(n).unwrap();
+        let c = c.as_any().downcast_ref::<Float64Array>().unwrap();
+        (0..c.len())
+            .map(|i| (!c.is_null(i)).then(|| c.value(i)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(col("income"), [Some(1.0), Some(1.0), Some(2.0), None]);
+    assert_eq!(col("utilization"), [Some(0.2), Some(0.1), None, None]);
+    let online = set.online.unwrap();
+    assert_eq!(
+        online.keys,
+        [
+            vane_registry::OnlineKey::new("applicant_ref", "STRING"),
+            vane_registry::OnlineKey::new("bureau_id", "INT64")
+        ]
+    );
+    assert_eq!(online.views[0].keys, ["applicant_ref"]);
+    assert_eq!(online.views[1].keys, ["applicant_ref", "bureau_id"]);
+}

@@ -175,7 +175,8 @@ fn embedded_store_from_before_composite_keys_reads_as_it_is() {
 
 #[test]
 fn redis_store_from_before_composite_keys_reads_as_it_is() {
-    let Some(server) = RedisServer::start("redis_store_from_before_composite_keys_reads_as_it_is") else {
+    let Some(server) = RedisServer::start("redis_store_from_before_composite_keys_reads_as_it_is")
+    else {
         return;
     };
     let client = redis::Client::open(server.url()).unwrap();
