@@ -5,6 +5,8 @@
 #   pin_start CORE CMD...   runs CMD on CORE in the background; sets $pid and $addr (from its
 #                           "listening on http://ADDR" line) once /v2/health/ready answers
 #   pin_stop                stops it
+#   loadtest_rate CONNS URL closed-loop req/s from core 1 (needs $dur)
+#   achieved                the achieved req/s of a vane-loadtest report on stdin
 bin=target/release
 ORT_DYLIB_PATH="$(scripts/setup-ort.sh)"
 export ORT_DYLIB_PATH
@@ -30,6 +32,16 @@ pin_start() {
   done
 }
 pin_stop() { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; pid=; }
+
+# achieved: the achieved req/s of a vane-loadtest report on stdin.
+achieved() { awk '/^requests/ {for (i = 1; i <= NF; i++) if ($i == "achieved") {sub("/s", "", $(i+1)); print $(i+1)}}'; }
+
+# loadtest_rate CONNS URL: closed-loop req/s of vane-loadtest on core 1 posting $tmp/row.json
+# for $dur seconds (after a 1 s warm-up).
+loadtest_rate() {
+  taskset -c 1 "$bin/vane-loadtest" --body "$tmp/row.json" --target "$2" -c "$1" -d "${dur}s" \
+    --warmup 1s --progress off | achieved
+}
 
 # The example row as a V2 JSON tensor request, in $tmp/row.json.
 row='[58000, 21.4, 62.0, 1, 2, 84, 3, 15000, 13.9, 512, 9, 21, 0, 14, 684, 0.26, 1, 0, 0, 2]'

@@ -23,7 +23,7 @@ rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status"; }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), server on core 0, client on core 1"
 echo "RSS after start: $(rss_mib) MiB"
-sat=$(lt -c 32 -d 8s --warmup 1s | awk '/^requests/ {for (i = 1; i <= NF; i++) if ($i == "achieved") {sub("/s", "", $(i+1)); print $(i+1)}}')
+sat=$(lt -c 32 -d 8s --warmup 1s | achieved)
 echo "saturation (closed loop, 32 connections): $sat req/s; RSS $(rss_mib) MiB"
 half=$(awk -v s="$sat" 'BEGIN {printf "%d", s / 2}')
 echo "## open loop at half saturation ($half req/s, 64 connections, 10 s, 2 s warm-up)"

@@ -32,9 +32,7 @@ measure() {
     WRK_BODY_FILE="$tmp/row.json" taskset -c 1 wrk -t1 -c"$c" -d"${dur}s" -s benches/wrk/post.lua "$url" |
       awk '/^Requests\/sec/ {print $2}'
   else
-    taskset -c 1 "$bin/vane-loadtest" --body "$tmp/row.json" --target "$url" -c "$c" -d "${dur}s" \
-      --warmup 1s --progress off |
-      awk '/^requests/ {for (i = 1; i <= NF; i++) if ($i == "achieved") {sub("/s", "", $(i+1)); print $(i+1)}}'
+    loadtest_rate "$c" "$url"
   fi
 }
 

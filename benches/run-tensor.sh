@@ -26,11 +26,7 @@ for m in lr mlp; do
     "$tmp/$m-feature/credit-risk/versions/1/model.onnx" --model credit-risk --alias champion >/dev/null
 done
 
-measure() {
-  taskset -c 1 "$bin/vane-loadtest" --body "$tmp/row.json" \
-    --target "http://$addr/v2/models/credit-risk/infer" -c "$1" -d "${dur}s" --warmup 1s --progress off |
-    awk '/^requests/ {for (i = 1; i <= NF; i++) if ($i == "achieved") {sub("/s", "", $(i+1)); print $(i+1)}}'
-}
+measure() { loadtest_rate "$1" "http://$addr/v2/models/credit-risk/infer"; }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), ${dur}s per run, server on core 0 (1 HTTP thread, 1 worker), client on core 1"
 for r in $(seq 1 "$rounds"); do

@@ -153,6 +153,13 @@ impl TensorData {
         }
     }
 
+    /// `n` default elements of `dtype` (zeros, `false`, empty strings): a stand-in input.
+    pub fn zeros(dtype: DType, n: usize) -> TensorData {
+        let mut data = TensorData::with_capacity(dtype, n);
+        each_tensor!(&mut data, v => v.resize(n, Default::default()));
+        data
+    }
+
     pub fn len(&self) -> usize {
         each_tensor!(self, v => v.len())
     }

@@ -298,3 +298,24 @@ fn outputs_keep_their_runtime_shape_and_type() {
     assert_eq!(v["outputs"][0]["datatype"], "BYTES");
     assert_eq!(v["outputs"][0]["data"], json!(["a\"b"]));
 }
+
+#[test]
+fn zeros_are_defaults_of_each_type() {
+    assert_eq!(
+        TensorData::zeros(DType::F32, 3),
+        TensorData::F32(vec![0.0; 3])
+    );
+    assert_eq!(
+        TensorData::zeros(DType::U16, 2),
+        TensorData::U16(vec![0; 2])
+    );
+    assert_eq!(
+        TensorData::zeros(DType::Bool, 1),
+        TensorData::Bool(vec![false])
+    );
+    assert_eq!(
+        TensorData::zeros(DType::Str, 2),
+        TensorData::Str(vec![String::new(), String::new()])
+    );
+    assert_eq!(TensorData::zeros(DType::I64, 0).len(), 0);
+}

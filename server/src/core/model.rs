@@ -164,24 +164,7 @@ fn stand_in(ts: &vane_protocol::TensorInputs, rows: usize) -> Vec<crate::backend
                 })
                 .collect();
             let n: usize = shape.iter().product();
-            let mut data = crate::backend::TensorData::with_capacity(spec.dtype, n);
-            for _ in 0..n {
-                use crate::backend::TensorData as T;
-                match &mut data {
-                    T::F32(v) => v.push(0.0),
-                    T::F64(v) => v.push(0.0),
-                    T::I8(v) => v.push(0),
-                    T::I16(v) => v.push(0),
-                    T::I32(v) => v.push(0),
-                    T::I64(v) => v.push(0),
-                    T::U8(v) => v.push(0),
-                    T::U16(v) => v.push(0),
-                    T::U32(v) => v.push(0),
-                    T::U64(v) => v.push(0),
-                    T::Bool(v) => v.push(false),
-                    T::Str(v) => v.push(String::new()),
-                }
-            }
+            let data = crate::backend::TensorData::zeros(spec.dtype, n);
             crate::backend::Tensor { data, shape }
         })
         .collect()
