@@ -51,6 +51,11 @@ pub struct Cli {
     /// Alias served for each model.
     #[arg(long, env = "VANE_ALIAS")]
     pub alias: Option<String>,
+    /// Serve only these registry models (comma-separated; default: every model with the
+    /// alias). For registries shared with models Vane cannot serve, e.g. an MLflow registry
+    /// with non-ONNX champions.
+    #[arg(long, env = "VANE_SERVE_MODELS", value_delimiter = ',')]
+    pub serve_models: Option<Vec<String>>,
     /// Threads of the HTTP runtime (default: number of cores).
     #[arg(long, env = "VANE_HTTP_THREADS")]
     pub http_threads: Option<usize>,
@@ -139,6 +144,7 @@ pub struct FileConfig {
     pub backend: Option<BackendKind>,
     pub ort_lib: Option<PathBuf>,
     pub alias: Option<String>,
+    pub serve_models: Option<Vec<String>>,
     pub http_threads: Option<usize>,
     pub max_body_bytes: Option<usize>,
     pub shutdown_grace_s: Option<u64>,
@@ -348,6 +354,8 @@ pub struct Config {
     pub backend: BackendKind,
     pub ort_lib: Option<PathBuf>,
     pub alias: String,
+    /// The registry models served; empty = all of them.
+    pub serve_models: Vec<String>,
     pub http_threads: usize,
     pub max_body_bytes: usize,
     pub shutdown_grace_s: u64,
@@ -420,6 +428,14 @@ impl Config {
                 .alias
                 .or(file.alias)
                 .unwrap_or_else(|| "champion".into()),
+            serve_models: cli
+                .serve_models
+                .or(file.serve_models)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect(),
             http_threads: cli
                 .http_threads
                 .or(file.http_threads)
@@ -571,6 +587,7 @@ mod tests {
             registry = "/from-file"
             addr = "0.0.0.0:9000"
             backend = "tract"
+            serve_models = ["a"]
             [batching]
             max_batch_rows = 128
             max_queue_delay_us = 100
@@ -596,6 +613,14 @@ mod tests {
             (256, 1, 7)
         );
         assert_eq!(cfg.model_settings("other").max_batch_rows, 128);
+        assert_eq!(cfg.serve_models, ["a"]);
+        let cfg = Config::layer(
+            cli(&["--registry", "/r", "--serve-models", "b, c,"]),
+            FileConfig::default(),
+            2,
+        )
+        .unwrap();
+        assert_eq!(cfg.serve_models, ["b", "c"]);
     }
 
     #[test]

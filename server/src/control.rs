@@ -32,6 +32,8 @@ pub enum SyncError {
         version: u64,
         reason: String,
     },
+    #[error("model {model:?}: {reason}")]
+    Model { model: String, reason: String },
 }
 
 /// Failed versions are retried after this long (or when the registry points elsewhere).
@@ -309,6 +311,14 @@ impl Watcher {
                 }
             }
             Command::Load(model, reply) => {
+                let only = &self.cfg.serve_models;
+                if !only.is_empty() && !only.contains(&model) {
+                    let _ = reply.send(Err(format!(
+                        "model {model:?} is not among the models this server serves (--serve-models {})",
+                        only.join(",")
+                    )));
+                    return;
+                }
                 self.unloaded.remove(&model);
                 // Forget failures so an operator's load retries at once.
                 self.failures.retain(|(m, _), _| *m != model);
@@ -344,8 +354,22 @@ impl Watcher {
     /// be served is an error; otherwise failures are logged, counted and retried later.
     pub fn sync(&mut self, strict: bool) -> Result<(), SyncError> {
         let models = match self.registry.models() {
-            Ok(m) => {
+            Ok(mut m) => {
                 self.poll_error = None;
+                let only = &self.cfg.serve_models;
+                if !only.is_empty() {
+                    if strict && let Some(missing) = only.iter().find(|o| !m.contains(o)) {
+                        return Err(SyncError::Model {
+                            model: missing.clone(),
+                            reason: format!(
+                                "named by --serve-models but not in the registry {} (models: {})",
+                                self.registry.location(),
+                                m.join(", ")
+                            ),
+                        });
+                    }
+                    m.retain(|name| only.contains(name));
+                }
                 m
             }
             Err(e) => {

@@ -192,6 +192,69 @@ fn corrupted_model_file_is_refused_naming_the_file() {
     );
 }
 
+/// A registry shared with a model this server cannot serve: strict startup names it;
+/// `--serve-models` serves the rest, refuses to load the others, and names a model it lacks.
+#[test]
+fn serve_models_limits_the_server_to_the_named_models() {
+    let reg = example_registry();
+    std::fs::write(
+        reg.path().join("credit-risk-mlp/versions/1/model.onnx"),
+        b"a pickle, not an onnx model",
+    )
+    .unwrap();
+    let reg_s = reg.path().display().to_string();
+    let (status, stderr) = run_to_exit(&["--registry", &reg_s, "--backend", "tract"]);
+    assert!(!status.success());
+    assert!(stderr.contains("credit-risk-mlp"), "{stderr}");
+    let (status, stderr) = run_to_exit(&[
+        "--registry",
+        &reg_s,
+        "--backend",
+        "tract",
+        "--serve-models",
+        "credit-risk,nope",
+    ]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("\"nope\"") && stderr.contains("--serve-models"),
+        "{stderr}"
+    );
+
+    let server = Server::start(
+        reg.path(),
+        &[
+            "--backend",
+            "tract",
+            "--serve-models",
+            "credit-risk, credit-risk-gbdt",
+        ],
+    );
+    let (status, index) = server.sync();
+    assert_eq!(status, StatusCode::OK, "{index}");
+    let names: Vec<&str> = index
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["credit-risk", "credit-risk-gbdt"], "{index}");
+    let body = tensor_request(&credit::sample_rows(1, 3), 1);
+    let (status, _, r) = server.json("POST", "/v2/models/credit-risk/infer", &body);
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let (status, _, r) = server.json("POST", "/v2/models/credit-risk-mlp/infer", &body);
+    assert_eq!(status, StatusCode::NOT_FOUND, "{r}");
+    let auth = format!("Bearer {}", server.admin_token);
+    let (status, _, r) = crate::util::block_on(send(
+        server.addr,
+        "POST",
+        "/v2/repository/models/credit-risk-mlp/load",
+        &[("authorization", auth.as_str())],
+        vec![],
+    ));
+    assert!(!status.is_success(), "{r}");
+    assert!(r.to_string().contains("--serve-models"), "{r}");
+}
+
 #[test]
 fn full_queue_answers_429_with_retry_after() {
     let reg = example_registry();
