@@ -4,8 +4,7 @@
 //! score), `bin` and `outcome`.
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
 use crate::drift::{ColumnReport, Verdict, WindowDrift};
@@ -22,7 +21,7 @@ pub struct WindowLabels<'a> {
 }
 
 pub struct Metrics {
-    registry: Registry,
+    exposition: vane_exposition::Exposition,
     pub connections: IntGauge,
     pub connections_refused: IntCounter,
     frames: IntCounterVec,
@@ -47,7 +46,6 @@ pub struct Metrics {
     bin_rows: GaugeVec,
     reference_share: GaugeVec,
     observations: IntCounterVec,
-    resident_memory: IntGauge,
 }
 
 impl Default for Metrics {
@@ -131,8 +129,11 @@ impl Metrics {
             bin_rows: gauge("drift_bin_rows", "Rows per reference bin (numeric; `missing`) or category (categorical; `unseen`) in the last window.", &["model", "version", "source", "window", "feature", "bin"]),
             reference_share: gauge("drift_reference_share", "Reference share per bin or category, from the profile (for fleet-wide PSI in PromQL).", &["model", "version", "feature", "bin"]),
             observations: counter("drift_observations_total", "Rows per reference bin or category over closed count windows (sum across sidecars and divide for fleet-wide shares).", &["model", "version", "source", "feature", "bin"]),
-            resident_memory: IntGauge::new("process_resident_memory_bytes", "Resident set size of the monitor process (sampled at scrape).").expect("metric"),
-            registry,
+            exposition: vane_exposition::Exposition::new(
+                registry,
+                "Resident set size of the monitor process (sampled at scrape).",
+            )
+            .expect("unique metric"),
         };
         for c in [
             Box::new(m.connections.clone()) as Box<dyn prometheus::core::Collector>,
@@ -159,9 +160,8 @@ impl Metrics {
             Box::new(m.bin_rows.clone()),
             Box::new(m.reference_share.clone()),
             Box::new(m.observations.clone()),
-            Box::new(m.resident_memory.clone()),
         ] {
-            m.registry.register(c).expect("unique metric");
+            m.exposition.registry().register(c).expect("unique metric");
         }
         for outcome in ["schema", "rows"] {
             m.frames.with_label_values(&[outcome]);
@@ -280,24 +280,10 @@ impl Metrics {
 
     /// Text exposition format.
     pub fn render(&self) -> String {
-        if let Some(rss) = resident_bytes() {
-            self.resident_memory.set(rss as i64);
-        }
-        let mut out = String::new();
-        if let Err(e) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out) {
-            tracing::error!(error = %e, "metrics encoding failed");
-        }
-        out
+        self.exposition.render()
     }
 
     pub fn content_type() -> String {
-        TextEncoder::new().format_type().to_string()
+        vane_exposition::content_type()
     }
-}
-
-/// Resident set size from `/proc/self/statm` (Linux).
-fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
 }

@@ -4,8 +4,7 @@
 
 use super::labels::{DropReason, FailureKind, Outcome, Role, ShadowOutcome};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 
 /// Latency buckets: 10 µs doubling to ~2.6 s.
@@ -15,7 +14,7 @@ fn latency_buckets() -> Vec<f64> {
 
 /// Server-wide metric families.
 pub struct Metrics {
-    registry: Registry,
+    exposition: vane_exposition::Exposition,
     requests: IntCounterVec,
     request_duration: HistogramVec,
     queue_duration: HistogramVec,
@@ -32,7 +31,6 @@ pub struct Metrics {
     registry_errors: IntCounterVec,
     shadow_requests: IntCounterVec,
     shadow_abs_diff: HistogramVec,
-    resident_memory: prometheus::IntGauge,
     samples_sent: IntCounter,
     samples_dropped: IntCounterVec,
     monitor_connected: prometheus::IntGauge,
@@ -161,11 +159,6 @@ impl Metrics {
             mv,
         )
         .expect("metric");
-        let resident_memory = prometheus::IntGauge::new(
-            "process_resident_memory_bytes",
-            "Resident set size of the server process (sampled at scrape).",
-        )
-        .expect("metric");
         let samples_sent = IntCounter::new(
             "samples_sent_total",
             "Sampled requests (and shadow copies) written to the drift monitor's socket.",
@@ -198,15 +191,19 @@ impl Metrics {
             Box::new(registry_errors.clone()),
             Box::new(shadow_requests.clone()),
             Box::new(shadow_abs_diff.clone()),
-            Box::new(resident_memory.clone()),
             Box::new(samples_sent.clone()),
             Box::new(samples_dropped.clone()),
             Box::new(monitor_connected.clone()),
         ] {
             registry.register(c).expect("unique metric");
         }
-        Self {
+        let exposition = vane_exposition::Exposition::new(
             registry,
+            "Resident set size of the server process (sampled at scrape).",
+        )
+        .expect("unique metric");
+        Self {
+            exposition,
             requests,
             request_duration,
             queue_duration,
@@ -223,7 +220,6 @@ impl Metrics {
             registry_errors,
             shadow_requests,
             shadow_abs_diff,
-            resident_memory,
             samples_sent,
             samples_dropped,
             monitor_connected,
@@ -404,26 +400,12 @@ impl Metrics {
 
     /// Text exposition format.
     pub fn render(&self) -> String {
-        if let Some(rss) = resident_bytes() {
-            self.resident_memory.set(rss as i64);
-        }
-        let mut out = String::new();
-        if let Err(e) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out) {
-            tracing::error!(error = %e, "metrics encoding failed");
-        }
-        out
+        self.exposition.render()
     }
 
     pub fn content_type() -> String {
-        TextEncoder::new().format_type().to_string()
+        vane_exposition::content_type()
     }
-}
-
-/// Resident set size from `/proc/self/statm` (Linux).
-pub fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
 }
 
 /// Pre-resolved metric handles of one model version.

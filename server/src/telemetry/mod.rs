@@ -7,4 +7,4 @@ pub mod labels;
 mod metrics;
 pub mod stats;
 
-pub use metrics::{Metrics, ModelMetrics, resident_bytes};
+pub use metrics::{Metrics, ModelMetrics};
