@@ -205,7 +205,7 @@ impl<'de> Visitor<'de> for Instance<'_, '_> {
                 let what = || format!("instances[{r}].{key}");
                 let x = map.next_value_seed(Record {
                     schema: s,
-                    col: Some(c),
+                    col: c,
                     what: &what,
                     error: &mut ctx.error,
                 })?;
@@ -260,7 +260,7 @@ impl<'de> Visitor<'de> for Instance<'_, '_> {
             let what = || format!("instances[{r}][{c}] ({})", s.signature.inputs[c].name);
             let x = seq.next_element_seed(Record {
                 schema: s,
-                col: Some(c),
+                col: c,
                 what: &what,
                 error: &mut ctx.error,
             })?;
@@ -392,10 +392,10 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 }
 
-/// One record value, converted for feature `col` (`None`: NaN, never used for a value).
+/// One record value, converted for feature `col`.
 struct Record<'a, 's> {
     schema: &'s Schema,
-    col: Option<usize>,
+    col: usize,
     what: &'a dyn Fn() -> String,
     error: &'a mut Option<DecodeError>,
 }
@@ -405,25 +405,23 @@ impl Record<'_, '_> {
         r.map(f64::from).map_err(|e| fail(self.error, e))
     }
 
-    fn kind(&self) -> Option<FeatureKind> {
-        self.col.map(|c| self.schema.signature.inputs[c].kind)
+    fn kind(&self) -> FeatureKind {
+        self.schema.signature.inputs[self.col].kind
     }
 
     fn expected<E: de::Error>(self) -> Result<f64, E> {
         let msg = match self.kind() {
-            None => return Ok(f64::NAN),
-            Some(FeatureKind::Numeric) => "expected a number",
-            Some(FeatureKind::Categorical) => "expected a category string",
+            FeatureKind::Numeric => "expected a number",
+            FeatureKind::Categorical => "expected a category string",
         };
         let e = bad(format!("{}: {msg}", (self.what)()));
         Err(fail(self.error, e))
     }
 
     fn number<E: de::Error>(self, v: f64) -> Result<f64, E> {
-        let r = match (self.col, self.kind()) {
-            (Some(c), Some(FeatureKind::Categorical)) => code_of(self.schema, c, v, self.what),
-            (Some(_), _) => to_f32(v, self.what),
-            (None, _) => return Ok(v),
+        let r = match self.kind() {
+            FeatureKind::Categorical => code_of(self.schema, self.col, v, self.what),
+            FeatureKind::Numeric => to_f32(v, self.what),
         };
         self.done(r)
     }
@@ -457,33 +455,30 @@ impl<'de> Visitor<'de> for Record<'_, '_> {
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<f64, E> {
         match self.kind() {
-            Some(FeatureKind::Numeric) => Ok(f64::from(u8::from(v))),
-            _ => self.expected(),
+            FeatureKind::Numeric => Ok(f64::from(u8::from(v))),
+            FeatureKind::Categorical => self.expected(),
         }
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<f64, E> {
-        match (self.col, self.kind()) {
-            (Some(c), Some(FeatureKind::Categorical)) => {
-                let r = category(self.schema, c, v, self.what);
+        match self.kind() {
+            FeatureKind::Categorical => {
+                let r = category(self.schema, self.col, v, self.what);
                 self.done(r)
             }
-            _ => self.expected(),
+            FeatureKind::Numeric => self.expected(),
         }
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<f64, E> {
-        match self.col {
-            Some(_) if self.schema.allow_missing => Ok(f64::NAN),
-            Some(_) => {
-                let e = bad(format!(
-                    "{}: null; this model does not accept missing values",
-                    (self.what)()
-                ));
-                Err(fail(self.error, e))
-            }
-            None => Ok(f64::NAN),
+        if self.schema.allow_missing {
+            return Ok(f64::NAN);
         }
+        let e = bad(format!(
+            "{}: null; this model does not accept missing values",
+            (self.what)()
+        ));
+        Err(fail(self.error, e))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<f64, A::Error> {
