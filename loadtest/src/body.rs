@@ -19,7 +19,7 @@ use hyper::header::HeaderValue;
 use vane_registry::{FeatureKind, FeatureSpec};
 
 use crate::control::ModelMeta;
-use crate::dataset::{Dataset, Values};
+use crate::dataset::{Dataset, KeyValues, Values};
 use crate::error::LoadtestError;
 
 /// The request body format.
@@ -72,6 +72,16 @@ fn write_num(out: &mut Vec<u8>, v: f64) {
         let _ = write!(out, "{}", v as i64);
     } else {
         let _ = write!(out, "{v}");
+    }
+}
+
+/// Row `r`'s join-key value: an integer, or a JSON string.
+fn write_key(out: &mut Vec<u8>, values: &KeyValues, r: usize) {
+    match values {
+        KeyValues::Int(ids) => {
+            let _ = write!(out, "{}", ids[r]);
+        }
+        KeyValues::Str(keys) => write_str(out, &keys[r]),
     }
 }
 
@@ -173,7 +183,7 @@ pub fn encode_all(
     rows_per_request: usize,
 ) -> Result<Vec<Prepared>, LoadtestError> {
     let per = rows_per_request.max(1);
-    if ds.entity.is_some() && matches!(format, Format::Tensor | Format::Binary) {
+    if !ds.entity.is_empty() && matches!(format, Format::Tensor | Format::Binary) {
         return Err(data_err(
             "entity-keyed requests need --format features or records (a tensor must carry every feature)".into(),
         ));
@@ -230,15 +240,25 @@ pub fn encode_all(
             Format::Features => {
                 buf.extend_from_slice(b"{\"inputs\":[");
                 let mut first = true;
-                if let Some((key, ids)) = &ds.entity {
+                for (key, values) in &ds.entity {
+                    if !first {
+                        buf.push(b',');
+                    }
                     buf.extend_from_slice(b"{\"name\":");
                     write_str(&mut buf, key);
-                    let _ = write!(buf, ",\"shape\":[{n}],\"datatype\":\"INT64\",\"data\":[");
+                    let datatype = match values {
+                        KeyValues::Int(_) => "INT64",
+                        KeyValues::Str(_) => "BYTES",
+                    };
+                    let _ = write!(
+                        buf,
+                        ",\"shape\":[{n}],\"datatype\":\"{datatype}\",\"data\":["
+                    );
                     for (i, r) in rows.clone().enumerate() {
                         if i > 0 {
                             buf.push(b',');
                         }
-                        let _ = write!(buf, "{}", ids[r]);
+                        write_key(&mut buf, values, r);
                     }
                     buf.extend_from_slice(b"]}");
                     first = false;
@@ -271,9 +291,13 @@ pub fn encode_all(
                     }
                     buf.push(b'{');
                     let mut first = true;
-                    if let Some((key, ids)) = &ds.entity {
+                    for (key, values) in &ds.entity {
+                        if !first {
+                            buf.push(b',');
+                        }
                         write_str(&mut buf, key);
-                        let _ = write!(buf, ":{}", ids[r]);
+                        buf.push(b':');
+                        write_key(&mut buf, values, r);
                         first = false;
                     }
                     for (f, v) in &ds.features {
@@ -345,7 +369,7 @@ mod tests {
                     ]),
                 ),
             ],
-            entity: None,
+            entity: Vec::new(),
             route_keys: Some(vec!["a".into(), "b".into(), "c".into()]),
         }
     }
@@ -379,7 +403,7 @@ mod tests {
             ]})
         );
         let mut keyed = ds();
-        keyed.entity = Some(("applicant_id".into(), vec![7, 8, 9]));
+        keyed.entity = vec![("applicant_id".into(), KeyValues::Int(vec![7, 8, 9]))];
         keyed.features.truncate(1);
         let p = encode_all(Format::Records, &meta(), &keyed, 2).unwrap();
         assert_eq!(
@@ -392,6 +416,21 @@ mod tests {
             json!({"name": "applicant_id", "shape": [1], "datatype": "INT64", "data": [7]})
         );
         assert!(encode_all(Format::Tensor, &meta(), &keyed, 1).is_err());
+        // A composite key: every key, each in its type.
+        keyed.entity.push((
+            "merchant".into(),
+            KeyValues::Str(vec!["a\"b".into(), "c".into(), "d".into()]),
+        ));
+        let p = encode_all(Format::Records, &meta(), &keyed, 1).unwrap();
+        assert_eq!(
+            json_of(&p[1]),
+            json!({"instances": [{"applicant_id": 8, "merchant": "c", "income": 2}]})
+        );
+        let p = encode_all(Format::Features, &meta(), &keyed, 2).unwrap();
+        assert_eq!(
+            json_of(&p[0])["inputs"][1],
+            json!({"name": "merchant", "shape": [2], "datatype": "BYTES", "data": ["a\"b", "c"]})
+        );
         let mut bad = ds();
         bad.features[1].1 = Values::Num(vec![3.5, 4.0, 5.0]);
         assert!(

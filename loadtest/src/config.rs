@@ -117,10 +117,16 @@ pub struct Config {
     #[arg(long, env = "VANE_LOADTEST_PROFILE")]
     pub profile: Option<PathBuf>,
 
-    /// Entity-keyed requests: this dataset column (e.g. applicant_id) is sent as the entity
-    /// key, and model features the dataset lacks are read by the server from its online store.
-    #[arg(long, env = "VANE_LOADTEST_ENTITY_KEY")]
-    pub entity_key: Option<String>,
+    /// Entity-keyed requests: these dataset columns (e.g. applicant_id, or
+    /// applicant_ref,bureau_id for composite keys) are sent as the join keys — numeric columns
+    /// as INT64, text columns as strings — and model features the dataset lacks are read by
+    /// the server from its online store.
+    #[arg(
+        long = "entity-key",
+        env = "VANE_LOADTEST_ENTITY_KEY",
+        value_delimiter = ','
+    )]
+    pub entity_keys: Vec<String>,
 
     /// Send this dataset column as `x-vane-route-key` (sticky canary routing).
     #[arg(

@@ -41,14 +41,23 @@ impl Values {
     }
 }
 
+/// One join key's values: integers (an INT64 key, from a numeric column) or strings (a
+/// STRING key, from a text column).
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyValues {
+    Int(Vec<i64>),
+    Str(Vec<String>),
+}
+
 /// Rows to send, column by column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     pub rows: usize,
     /// The model features present, in signature order.
     pub features: Vec<(FeatureSpec, Values)>,
-    /// `(entity key, ids)` for entity-keyed requests.
-    pub entity: Option<(String, Vec<i64>)>,
+    /// Entity-keyed requests: each join key with its values, one per row (empty: requests
+    /// carry every feature).
+    pub entity: Vec<(String, KeyValues)>,
     /// A routing key per row (`x-vane-route-key` of the request the row starts).
     pub route_keys: Option<Vec<String>>,
 }
@@ -56,9 +65,9 @@ pub struct Dataset {
 /// How to pick the columns of a table.
 #[derive(Debug, Clone, Default)]
 pub struct Columns<'a> {
-    /// Entity-keyed requests: the key column; model features missing from the table are left
-    /// to the server's online store.
-    pub entity_key: Option<&'a str>,
+    /// Entity-keyed requests: the join-key columns (every key the model's online views use);
+    /// model features missing from the table are left to the server's online store.
+    pub entity_keys: &'a [String],
     pub route_key_column: Option<&'a str>,
     /// Generated routing keys: `k0` … `k{n-1}`, one per row, seeded.
     pub route_keys: Option<u64>,
@@ -127,7 +136,7 @@ pub fn from_table(
             meta.name
         )));
     }
-    if !missing.is_empty() && cols.entity_key.is_none() {
+    if !missing.is_empty() && cols.entity_keys.is_empty() {
         return Err(LoadtestError::Data(format!(
             "the table lacks model feature{} {} (columns: {names}); with --entity-key the \
              server reads missing features from its online store",
@@ -135,30 +144,41 @@ pub fn from_table(
             missing.join(", ")
         )));
     }
-    let entity = match cols.entity_key {
-        None => None,
-        Some(key) => {
-            let Some(Values::Num(ids)) = column(key) else {
+    let mut entity = Vec::with_capacity(cols.entity_keys.len());
+    for key in cols.entity_keys {
+        let values = match column(key) {
+            Some(Values::Num(ids)) => KeyValues::Int(
+                ids.iter()
+                    .enumerate()
+                    .map(|(r, v)| {
+                        if v.is_finite() && v.fract() == 0.0 {
+                            Ok(*v as i64)
+                        } else {
+                            Err(LoadtestError::Data(format!(
+                                "entity key {key:?} row {r}: {v} is not an integer id"
+                            )))
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            Some(Values::Text(keys)) => KeyValues::Str(
+                keys.into_iter()
+                    .enumerate()
+                    .map(|(r, k)| {
+                        k.ok_or_else(|| {
+                            LoadtestError::Data(format!("entity key {key:?} row {r} is empty"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => {
                 return Err(LoadtestError::Data(format!(
-                    "entity key column {key:?} is missing or not numeric (columns: {names})"
+                    "entity key column {key:?} is missing (columns: {names})"
                 )));
-            };
-            let ids = ids
-                .iter()
-                .enumerate()
-                .map(|(r, v)| {
-                    if v.is_finite() && v.fract() == 0.0 {
-                        Ok(*v as i64)
-                    } else {
-                        Err(LoadtestError::Data(format!(
-                            "entity key {key:?} row {r}: {v} is not an integer id"
-                        )))
-                    }
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Some((key.to_string(), ids))
-        }
-    };
+            }
+        };
+        entity.push((key.clone(), values));
+    }
     let route_keys = match (cols.route_key_column, cols.route_keys) {
         (Some(c), _) => Some(match column(c) {
             Some(Values::Text(v)) => v.into_iter().map(Option::unwrap_or_default).collect(),
@@ -316,7 +336,7 @@ pub fn synthetic(
     Ok(Dataset {
         rows,
         features,
-        entity: None,
+        entity: Vec::new(),
         route_keys: route_keys.map(|n| generated_keys(rows, n, seed)),
     })
 }
@@ -450,16 +470,29 @@ mod tests {
             err.to_string().contains("lacks model feature income"),
             "{err}"
         );
+        let err = from_table(
+            t.clone(),
+            &meta(),
+            &Columns {
+                entity_keys: &["id".to_string(), "term".to_string()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("\"term\" row 1 is empty"), "{err}");
         let d = from_table(
             t,
             &meta(),
             &Columns {
-                entity_key: Some("id"),
+                entity_keys: &["id".to_string()],
                 ..Default::default()
             },
         )
         .unwrap();
-        assert_eq!(d.entity, Some(("id".to_string(), vec![7, 8, 9])));
+        assert_eq!(
+            d.entity,
+            vec![("id".to_string(), KeyValues::Int(vec![7, 8, 9]))]
+        );
         assert_eq!(d.features.len(), 1);
     }
 

@@ -374,7 +374,7 @@ fn load_dataset(cfg: &Config, meta: &ModelMeta) -> Result<dataset::Dataset, Load
                 table,
                 meta,
                 &dataset::Columns {
-                    entity_key: cfg.entity_key.as_deref(),
+                    entity_keys: &cfg.entity_keys,
                     route_key_column: cfg.route_key_column.as_deref(),
                     route_keys: cfg.route_keys,
                     limit_rows: Some(cfg.limit_rows),
@@ -383,7 +383,7 @@ fn load_dataset(cfg: &Config, meta: &ModelMeta) -> Result<dataset::Dataset, Load
             )
         }
         None => {
-            if cfg.entity_key.is_some() {
+            if !cfg.entity_keys.is_empty() {
                 return Err(LoadtestError::Data(
                     "--entity-key needs --data (a table with the key column)".into(),
                 ));
