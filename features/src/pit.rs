@@ -3,8 +3,6 @@
 use std::sync::Arc;
 
 use crate::repo::{FeatureRef, FeatureRepo};
-use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
@@ -198,33 +196,9 @@ fn column_names(b: &RecordBatch) -> Vec<String> {
 /// Entity timestamps in µs with `i64::MIN` for null (a null timestamp matches nothing).
 fn entity_timestamps(col: &ArrayRef, name: &str) -> Result<Vec<i64>, FeatureError> {
     let what = format!("entity data frame column {name:?}");
-    let unit = match col.data_type() {
-        DataType::Timestamp(u, _) => *u,
-        DataType::Int64 => TimeUnit::Microsecond,
-        other => {
-            return Err(FeatureError::Invalid(format!(
-                "{what} has type {other}; expected a timestamp (or Int64 microseconds)"
-            )));
-        }
-    };
-    let ints = super::offline::strict_cast(col.as_ref(), &DataType::Int64, &what)?;
-    let ints = ints.as_primitive::<Int64Type>();
-    let mul = match unit {
-        TimeUnit::Second => 1_000_000,
-        TimeUnit::Millisecond => 1_000,
-        TimeUnit::Microsecond | TimeUnit::Nanosecond => 1,
-    };
-    let ns = unit == TimeUnit::Nanosecond;
-    Ok((0..ints.len())
-        .map(|i| {
-            if ints.is_null(i) {
-                i64::MIN
-            } else if ns {
-                ints.value(i).div_euclid(1_000)
-            } else {
-                ints.value(i).saturating_mul(mul)
-            }
-        })
+    Ok(super::offline::timestamps_us(col.as_ref(), &what)?
+        .into_iter()
+        .map(|t| t.unwrap_or(i64::MIN))
         .collect())
 }
 
