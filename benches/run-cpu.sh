@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Server CPU per request, split into user and kernel time, for the hello-world ceiling, the
+# naive hyper + ort server and vane-server (BENCHMARKS.md "Where the time goes"): each server
+# pinned to core 0 with one HTTP thread, wrk -t1 on core 1 at 32 connections posting the
+# single-row V2 JSON request to the example logistic regression. utime/stime come from
+# /proc/PID/stat over a window in the middle of each run; also prints the syscalls per
+# request when `perf` can read the syscall tracepoints.
+#
+#   benches/run-cpu.sh        (ROUNDS=3, DURATION=6 s per run)
+#
+# Needs target/release/{vane-server,vane-models,hello,naive}, ONNX Runtime
+# (scripts/setup-ort.sh) and wrk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds="${ROUNDS:-3}"
+dur="${DURATION:-6}"
+. benches/lib.sh
+"$bin/vane-models" example --registry "$tmp/lr" >/dev/null
+hz=$(getconf CLK_TCK)
+window=$((dur - 2))
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), wrk -t1 -c32, ${dur}s per run, ${window}s CPU window"
+for r in $(seq 1 "$rounds"); do
+  for s in hello naive vane; do
+    case $s in
+      hello) pin_start 0 "$bin/hello" 127.0.0.1:0 1 ;;
+      naive) pin_start 0 "$bin/naive" "$tmp/lr/credit-risk/versions/1/model.onnx" 127.0.0.1:0 1 ;;
+      vane) pin_start 0 "$bin/vane-server" --registry "$tmp/lr" --addr 127.0.0.1:0 --backend ort \
+        --http-threads 1 --workers 1 ;;
+    esac
+    url="http://$addr/v2/models/credit-risk/infer"
+    WRK_BODY_FILE="$tmp/row.json" taskset -c 1 wrk -t1 -c32 -d"${dur}s" -s benches/wrk/post.lua "$url" \
+      > "$tmp/wrk" &
+    wrk_pid=$!
+    sleep 1
+    a=$(awk '{print $14, $15}' "/proc/$pid/stat")
+    sc=$(perf stat -x, -e 'raw_syscalls:sys_enter' -p "$pid" -- sleep "$window" 2>&1 >/dev/null |
+      awk -F, '/raw_syscalls/ {print $1}' || true)
+    b=$(awk '{print $14, $15}' "/proc/$pid/stat")
+    wait "$wrk_pid"
+    rps=$(awk '/^Requests\/sec/ {print $2}' "$tmp/wrk")
+    echo "$a $b" | awk -v r="$rps" -v w="$window" -v hz="$hz" -v s="$s" -v round="$r" -v sc="${sc:-}" '{
+      n = r * w; u = ($3 - $1) / hz * 1e6 / n; k = ($4 - $2) / hz * 1e6 / n
+      printf "round %s  %-6s %8.0f req/s  user %5.2f us/req  kernel %5.2f us/req  total %5.2f", round, s, r, u, k, u + k
+      if (sc != "" && sc ~ /^[0-9]+$/) printf "  syscalls %.2f/req", sc / n
+      printf "\n"
+    }'
+    pin_stop
+  done
+done
