@@ -63,6 +63,11 @@ pub struct Config {
     #[arg(long, env = "VANE_LOADTEST_COMPARE")]
     pub compare: Option<String>,
 
+    /// With --compare: wait up to this long for both versions to be served (a rollout step
+    /// that has just moved an alias runs before the server's next registry poll).
+    #[arg(long, env = "VANE_LOADTEST_WAIT_SERVED", default_value = "0s", value_parser = parse_duration)]
+    pub wait_served: Duration,
+
     /// Request body format.
     #[arg(
         long,

@@ -178,11 +178,25 @@ pub fn run(cfg: &Config) -> Result<Outcome, LoadtestError> {
         Source::Model(model) => {
             let ep = &endpoints[0];
             if let Some((a, b)) = &compare {
-                let va = control::resolve_version(ep, model, a, setup_timeout)?;
-                let vb = control::resolve_version(ep, model, b, setup_timeout)?;
                 // Both versions must be served; the baseline's metadata shapes the requests.
-                let ma = control::model_metadata(ep, model, Some(&va), setup_timeout)?;
-                control::model_metadata(ep, model, Some(&vb), setup_timeout)?;
+                let resolve = || -> Result<_, LoadtestError> {
+                    let va = control::resolve_version(ep, model, a, setup_timeout)?;
+                    let vb = control::resolve_version(ep, model, b, setup_timeout)?;
+                    let ma = control::model_metadata(ep, model, Some(&va), setup_timeout)?;
+                    control::model_metadata(ep, model, Some(&vb), setup_timeout)?;
+                    Ok((va, vb, ma))
+                };
+                let give_up = std::time::Instant::now() + cfg.wait_served;
+                let (va, vb, ma) = loop {
+                    match resolve() {
+                        Err(LoadtestError::Target { .. })
+                            if std::time::Instant::now() < give_up =>
+                        {
+                            std::thread::sleep(std::time::Duration::from_millis(250));
+                        }
+                        other => break other?,
+                    }
+                };
                 meta = Some(ma);
                 for (r, v) in [(a, &va), (b, &vb)] {
                     let path = infer_path(model, Some(v), cfg.format);
@@ -429,4 +443,32 @@ fn thresholds(cfg: &Config, compare: bool, scores: bool) -> Result<Vec<Threshold
         }
     }
     Ok(out)
+}
+
+/// Runs the load tester from parsed flags, prints the table and returns the exit code: 0 pass,
+/// 1 fail, 2 could not judge (or could not run). Shared by `vane-loadtest` and `vane loadtest`.
+pub fn cli_main(cfg: &Config) -> i32 {
+    match run(cfg) {
+        Ok(outcome) => {
+            print!("{}", outcome.table);
+            for f in &outcome.files {
+                eprintln!("wrote {f}");
+            }
+            outcome.exit_code()
+        }
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            eprintln!("error: {e:#}");
+            // A target that is down or a version that is missing means the canary could not
+            // be judged; so does a configuration that cannot run.
+            let code = match e.downcast_ref::<LoadtestError>() {
+                Some(LoadtestError::Write(..) | LoadtestError::Plot(..)) => 1,
+                _ => 2,
+            };
+            if let Some(LoadtestError::Target { .. }) = e.downcast_ref::<LoadtestError>() {
+                eprintln!("verdict: COULD NOT JUDGE (exit 2)");
+            }
+            code
+        }
+    }
 }

@@ -27,6 +27,7 @@
 //! The binary `vane-models` is the batch command line: `example`, `datagen`, `materialize`,
 //! `join`, `train` (the last three over `vane-features`).
 
+pub mod cli;
 pub mod credit;
 pub mod datagen;
 pub mod math;

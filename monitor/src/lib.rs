@@ -22,6 +22,7 @@
 //! `vane-sample-stream`; the statistics themselves live in `vane-stats`.
 
 pub mod batch;
+pub mod cli;
 pub mod config;
 pub mod drift;
 pub mod engine;

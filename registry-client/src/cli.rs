@@ -87,11 +87,11 @@ pub enum AliasCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum CanaryCommand {
-    /// `version` answers `--weight` of the requests (with `--shadow`: gets a copy of every
-    /// request and never answers).
+    /// `version` (a number or an alias, e.g. `candidate`) answers `--weight` of the requests
+    /// (with `--shadow`: gets a copy of every request and never answers).
     Set {
         model: String,
-        version: u64,
+        version: VersionRef,
         /// Share of requests the canary answers, 0..=1.
         #[arg(long, default_value_t = 0.1)]
         weight: f64,
@@ -189,6 +189,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<(), RegistryError> {
             shadow,
         }) => {
             let w = open_writer(&spec, &opts)?;
+            let version = w.resolve(&model, &version)?;
             set_canary(&*w, &model, version, weight, shadow)?;
             if shadow {
                 writeln!(out, "{model}: version {version} is the shadow").map_err(out_err)
@@ -293,7 +294,7 @@ mod tests {
                 shadow,
                 ..
             }) => {
-                assert_eq!((version, shadow), (2, false));
+                assert_eq!((version, shadow), (VersionRef::Number(2), false));
                 assert!((weight - 0.25).abs() < 1e-12);
             }
             other => panic!("{other:?}"),

@@ -16,6 +16,7 @@
 //! [`control::Watcher`], [`telemetry::Metrics`].
 
 pub mod backend;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod core;

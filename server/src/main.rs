@@ -1,49 +1,10 @@
+//! `vane-server`: see [`vane_server::cli::main`].
+
 use std::process::ExitCode;
 
 use clap::Parser;
-use vane_server::config::{Cli, Config};
+use vane_server::config::Cli;
 
 fn main() -> ExitCode {
-    // tract 0.23's tree ensembles build an error value per leaf visit; with RUST_BACKTRACE=1
-    // each one would capture a backtrace (tree scoring ~10× slower). Panic backtraces still
-    // follow RUST_BACKTRACE; library ones only when RUST_LIB_BACKTRACE asks for them.
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: first statement of main; no other thread exists yet.
-        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
-    }
-    let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VANE_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let cfg = match Config::from_cli(cli) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    tracing::info!(config = %serde_json::to_string(&cfg).unwrap_or_default(), "effective configuration");
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cfg.http_threads)
-        .thread_name("vane-http")
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(vane_server::run(cfg)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {:#}", anyhow::Error::from(e));
-            ExitCode::FAILURE
-        }
-    }
+    vane_server::cli::main(Cli::parse())
 }

@@ -169,6 +169,13 @@ pub struct TrainSpec {
     pub profile_sample: usize,
     pub lr: LrParams,
     pub gbdt: GbdtParams,
+    /// Train only on this most recent share of the rows, by `time_column` (retraining on newer
+    /// data); `None` = every row.
+    pub recent: Option<f64>,
+    /// Vocabularies to keep, by feature (the served version's): their categories keep their
+    /// codes and new ones are appended, so a retrained version can replace the served one
+    /// without changing what a code means.
+    pub base_vocab: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for TrainSpec {
@@ -187,6 +194,8 @@ impl Default for TrainSpec {
             profile_sample: 10_000,
             lr: LrParams::default(),
             gbdt: GbdtParams::default(),
+            recent: None,
+            base_vocab: BTreeMap::new(),
         }
     }
 }
@@ -210,6 +219,14 @@ impl TrainSpec {
             return bad(format!(
                 "split fractions train {t} + valid {v} must be positive and leave some test rows"
             ));
+        }
+        if let Some(r) = self.recent {
+            if !(r > 0.0 && r <= 1.0) {
+                return bad(format!("recent share {r} must be within (0, 1]"));
+            }
+            if self.time_column.is_none() {
+                return bad("training on the recent rows needs a time column".into());
+            }
         }
         if self.max_categories == 0 {
             return bad("max_categories must be at least 1".into());
@@ -482,8 +499,45 @@ fn json_err(e: serde_json::Error) -> TrainError {
 }
 
 /// Trains on `batches` (one table, possibly in several batches with the same columns).
+/// The rows at or after the time column's `1 - share` quantile (ties kept together).
+fn recent_rows(
+    batches: &[RecordBatch],
+    col: &str,
+    share: f64,
+) -> Result<Vec<RecordBatch>, TrainError> {
+    let time = data::read_time(batches, col)?;
+    let mut sorted = time.keys.clone();
+    sorted.sort_unstable();
+    let Some(&last) = sorted.last() else {
+        return Ok(batches.to_vec());
+    };
+    let skip = ((1.0 - share) * sorted.len() as f64).floor() as usize;
+    let cut = sorted.get(skip).copied().unwrap_or(last);
+    let mut offset = 0;
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        let keep: arrow_array::BooleanArray = time.keys[offset..offset + b.num_rows()]
+            .iter()
+            .map(|&k| Some(k >= cut))
+            .collect();
+        offset += b.num_rows();
+        let kept = arrow_select::filter::filter_record_batch(b, &keep)
+            .map_err(|e| TrainError::Invalid(format!("selecting the recent rows: {e}")))?;
+        out.push(kept);
+    }
+    Ok(out)
+}
+
 pub fn train(batches: &[RecordBatch], spec: &TrainSpec) -> Result<TrainReport, TrainError> {
     spec.validate()?;
+    let recent;
+    let batches = match (spec.recent, &spec.time_column) {
+        (Some(share), Some(col)) if share < 1.0 => {
+            recent = recent_rows(batches, col, share)?;
+            recent.as_slice()
+        }
+        _ => batches,
+    };
     let Some(first) = batches.first() else {
         return Err(TrainError::Invalid("the table has no rows".into()));
     };
@@ -584,6 +638,16 @@ pub fn train(batches: &[RecordBatch], spec: &TrainSpec) -> Result<TrainReport, T
                 }
                 let mut order: Vec<usize> = (0..names.len()).filter(|&i| counts[i] > 0).collect();
                 order.sort_by(|&a, &b| counts[b].cmp(&counts[a]).then(names[a].cmp(&names[b])));
+                // A kept vocabulary first, in its order (its categories keep their codes even
+                // when this training split lacks them), then the new categories by frequency.
+                let base = spec.base_vocab.get(&r.name).cloned().unwrap_or_default();
+                let mut vocab: Vec<String> = base.clone();
+                vocab.extend(
+                    order
+                        .iter()
+                        .map(|&i| names[i].clone())
+                        .filter(|n| !base.contains(n)),
+                );
                 if order.is_empty() {
                     return Err(TrainError::Column {
                         role: "feature",
@@ -591,28 +655,31 @@ pub fn train(batches: &[RecordBatch], spec: &TrainSpec) -> Result<TrainReport, T
                         message: "no values in the training split".into(),
                     });
                 }
-                if order.len() > spec.max_categories {
+                if vocab.len() > spec.max_categories {
                     return Err(TrainError::Column {
                         role: "feature",
                         column: r.name.clone(),
                         message: format!(
-                            "{} categories in the training split; at most {} (raise \
-                             max_categories or leave the column out)",
-                            order.len(),
+                            "{} categories in the training split (and the kept vocabulary); at \
+                             most {} (raise max_categories or leave the column out)",
+                            vocab.len(),
                             spec.max_categories
                         ),
                     });
                 }
-                let k = order.len() as f32;
-                let mut map = vec![k; names.len()];
-                for (code, &id) in order.iter().enumerate() {
-                    map[id] = code as f32;
+                let k = vocab.len() as f32;
+                // One slot per category name, then one for null: all unknown ones are code K.
+                let mut map = vec![k; names.len() + 1];
+                for &id in &order {
+                    if let Some(code) = vocab.iter().position(|v| *v == names[id]) {
+                        map[id] = code as f32;
+                    }
                 }
                 features.push(FeatureInfo {
                     name: r.name.clone(),
                     kind: FeatureKind::Categorical,
                     dtype: r.dtype.to_string(),
-                    vocab: order.iter().map(|&i| names[i].clone()).collect(),
+                    vocab,
                 });
                 code_maps.push(Some(map));
             }
@@ -626,7 +693,7 @@ pub fn train(batches: &[RecordBatch], spec: &TrainSpec) -> Result<TrainReport, T
                 out.push(match (&r.raw, map) {
                     (Raw::Numeric(v), _) => v[i],
                     (Raw::Categorical { ids, .. }, Some(map)) => match ids[i] {
-                        data::NULL_ID => map.len() as f32,
+                        data::NULL_ID => map[map.len() - 1],
                         id => map[id as usize],
                     },
                     (Raw::Categorical { .. }, None) => unreachable!("categorical has a map"),
@@ -838,6 +905,8 @@ pub fn publish(report: &TrainReport, opts: &PublishOptions) -> Result<u64, Train
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
     use arrow_array::{ArrayRef, Float64Array, Int64Array, StringArray};
     use arrow_schema::{Field, Schema};
     use std::sync::Arc;
@@ -885,6 +954,43 @@ mod tests {
         let encoded = report.encode(&[table(8)]).unwrap();
         assert_eq!(encoded.len(), 16);
         assert_eq!(encoded[1], 1.0, "row 0 category b has code 1");
+    }
+
+    #[test]
+    fn recent_rows_and_kept_vocabularies() {
+        // The newest 30 % by an integer time column (ties at the cut stay in).
+        let t = Int64Array::from(vec![5, 1, 9, 7, 3, 7, 0, 2, 8, 4]);
+        let b = RecordBatch::try_from_iter([("t", Arc::new(t) as ArrayRef)]).unwrap();
+        let kept = recent_rows(std::slice::from_ref(&b), "t", 0.3).unwrap();
+        let mut ts: Vec<i64> = kept[0]
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec();
+        ts.sort_unstable();
+        assert_eq!(ts, vec![7, 7, 8, 9]);
+        let spec = TrainSpec {
+            recent: Some(0.5),
+            ..TrainSpec::new("y")
+        };
+        assert!(
+            spec.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("needs a time column")
+        );
+
+        // A kept vocabulary keeps its codes (even for a category absent here) and new ones
+        // follow by frequency.
+        let base = vec!["zz".to_string(), "c".to_string()];
+        let spec = TrainSpec {
+            base_vocab: BTreeMap::from([("c".to_string(), base)]),
+            model_type: ModelType::Lr,
+            ..TrainSpec::new("y")
+        };
+        let r = train(&[table(400)], &spec).unwrap();
+        let c = r.features.iter().find(|f| f.name == "c").unwrap();
+        assert_eq!(c.vocab, vec!["zz", "c", "a", "b"]);
     }
 
     #[test]

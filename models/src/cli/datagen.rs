@@ -1,11 +1,11 @@
 //! `vane-models datagen`: the synthetic credit-risk world as Parquet (see
-//! [`vane_models::datagen`]).
+//! [`crate::datagen`]).
 
 use std::path::PathBuf;
 
+use crate::datagen::{Codec, DatagenConfig, Drift, generate};
 use anyhow::Context;
 use vane_features::timeutil::parse_rfc3339;
-use vane_models::datagen::{Codec, DatagenConfig, Drift, generate};
 
 /// Arguments of `vane-models datagen`.
 #[derive(Debug, clap::Args)]

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Field, Schema};
 
+use crate::train::{TrainSpec, service_training_set};
 use anyhow::{Context, Result, bail};
-use vane_models::train::{TrainSpec, service_training_set};
 
 /// Arguments of `vane-models join`.
 #[derive(Debug, clap::Args)]

@@ -4,10 +4,8 @@
 
 use std::path::PathBuf;
 
+use crate::train::{self, GbdtParams, LrParams, ModelType, PublishOptions, TrainReport, TrainSpec};
 use anyhow::{Context, Result};
-use vane_models::train::{
-    self, GbdtParams, LrParams, ModelType, PublishOptions, TrainReport, TrainSpec,
-};
 use vane_registry::FeatureKind;
 
 /// Arguments of `vane-models train`.
@@ -63,6 +61,23 @@ pub struct Args {
     #[arg(long, default_value_t = 42, env = "VANE_TRAIN_SEED")]
     pub seed: u64,
     /// Refuse categorical features with more categories than this in the training split.
+    /// Train only on this most recent share of the rows, by the time column (e.g. 0.5:
+    /// retrain on the newer half).
+    #[arg(long, env = "VANE_TRAIN_RECENT")]
+    pub recent: Option<f64>,
+
+    /// Keep the categorical vocabularies of this version of the model (an alias such as
+    /// `champion`, or a number) so the new version can replace it on a running server: its
+    /// categories keep their codes, new ones are appended. Skipped, with a note, when the
+    /// registry has no such version yet (the first training).
+    #[arg(long, env = "VANE_TRAIN_KEEP_VOCABULARY_OF")]
+    pub keep_vocabulary_of: Option<String>,
+
+    /// Evaluate before publishing: fail (and publish nothing) when the chosen model's test
+    /// AUC is below this.
+    #[arg(long, env = "VANE_TRAIN_MIN_AUC")]
+    pub min_auc: Option<f64>,
+
     #[arg(long, default_value_t = 256, env = "VANE_TRAIN_MAX_CATEGORIES")]
     pub max_categories: usize,
     /// Logistic regression: L2 penalty (objective = mean log-loss + l2/2·‖w‖²).
@@ -99,6 +114,7 @@ impl Args {
             model_type: self.model_type,
             seed: self.seed,
             max_categories: self.max_categories,
+            recent: self.recent,
             lr: LrParams {
                 l2: self.l2,
                 ..LrParams::default()
@@ -118,6 +134,9 @@ impl Args {
 
 pub fn run(args: Args) -> Result<()> {
     let mut spec = args.spec();
+    if let Some(which) = &args.keep_vocabulary_of {
+        spec.base_vocab = served_vocabularies(&args.registry, &args.model, which)?;
+    }
     let (batches, online, lineage) = match &args.repo {
         None => {
             // Read only the columns needed when they are known.
@@ -147,6 +166,16 @@ pub fn run(args: Args) -> Result<()> {
             .write_dir(out, &lineage)
             .with_context(|| format!("writing {}", out.display()))?;
     }
+    if let Some(min) = args.min_auc {
+        let chosen = report.chosen();
+        if chosen.test.auc.is_nan() || chosen.test.auc < min {
+            anyhow::bail!(
+                "evaluation gate: {} test AUC {:.4} is below --min-auc {min}; nothing published",
+                chosen.algorithm.name(),
+                chosen.test.auc
+            );
+        }
+    }
     let version = train::publish(
         &report,
         &PublishOptions {
@@ -170,6 +199,34 @@ pub fn run(args: Args) -> Result<()> {
         args.model, chosen.algorithm, chosen.valid.auc
     );
     Ok(())
+}
+
+/// The categorical vocabularies of `model`'s version `which`; empty when there is none yet.
+fn served_vocabularies(
+    registry: &str,
+    model: &str,
+    which: &str,
+) -> Result<std::collections::BTreeMap<String, Vec<String>>> {
+    use vane_registry::{RegistryError, VersionRef};
+    let which: VersionRef = which.parse().unwrap_or_else(|e| match e {});
+    let found = vane_registry::open_registry(registry, &Default::default())
+        .and_then(|reg| reg.fetch_ref(model, &which));
+    match found {
+        Ok(mv) => {
+            eprintln!("keeping the vocabularies of {model} version {}", mv.version);
+            Ok(mv
+                .signature
+                .inputs
+                .into_iter()
+                .filter_map(|f| Some((f.name, f.vocab?)))
+                .collect())
+        }
+        Err(RegistryError::NotFound(_)) => {
+            eprintln!("no {model} {which:?} in the registry yet: vocabularies start fresh");
+            Ok(Default::default())
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {model} {which:?} from {registry}")),
+    }
 }
 
 /// The test metrics of every trained model, one row each.

@@ -1,0 +1,230 @@
+//! The `vane` binary end to end: the whole-loop demo at a reduced size (real server, monitor,
+//! trainer, registry and load tester as child processes), and the pipeline file's local run
+//! semantics and Argo rendering.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn vane() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vane"));
+    // The tests run from the crate directory; the pipeline file lives at the workspace root.
+    c.current_dir(root());
+    c
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+#[test]
+fn the_demo_runs_the_whole_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("demo");
+    let out = vane()
+        .args(["demo", "--dir"])
+        .arg(&work)
+        .args([
+            "--applicants",
+            "2000",
+            "--applications",
+            "10000",
+            "--requests",
+            "1000",
+        ])
+        .args(["--window-rows", "500", "--verdict-seconds", "4"])
+        .args(["--addr", &free_addr(), "--monitor-http", &free_addr()])
+        .args(["--monitor-ingest", &free_addr()])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed:\n{log}");
+    let done = log
+        .lines()
+        .find(|l| l.contains("done. Model v1 test AUC"))
+        .unwrap_or_else(|| panic!("{log}"));
+    // A trained model with its AUC.
+    let auc: f64 = done.split("AUC ").nth(1).unwrap()[..6].parse().unwrap();
+    assert!(auc > 0.7, "{done}");
+    // A canary with its verdict, then the matching promotion or rollback.
+    assert!(
+        done.contains("canary verdict pass → promoted v2")
+            || done.contains("canary verdict fail → rolled back (champion v1)"),
+        "{done}"
+    );
+    assert!(
+        log.contains("== verdict: vane loadtest"),
+        "the verdict ran through the pipeline file:\n{log}"
+    );
+    // No drift flagged before the injection; the injected features flagged after it.
+    assert!(
+        done.contains("drift flagged before injection: none"),
+        "{done}"
+    );
+    let after = done.split("after: ").nth(1).unwrap();
+    for f in ["annual_income", "interest_rate", "purpose"] {
+        assert!(after.contains(f), "{f} not flagged: {done}");
+    }
+    // Every artifact in the one folder, and no child left behind (the ports are free again).
+    for f in [
+        "data/applications.parquet",
+        "online.redb",
+        "registry",
+        "verdict.json",
+        "drift-after.json",
+        "server.log",
+        "monitor.log",
+    ] {
+        assert!(work.join(f).exists(), "{f} missing");
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn a_pipeline_branches_on_outcomes_and_stops_on_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("reg");
+    // Steps that really run: the first exits 1 through `pipeline fail` (an outcome), the
+    // branch on it runs, the other branch is skipped; then a failing step stops the pipeline.
+    let file = write(
+        dir.path(),
+        "p.toml",
+        &format!(
+            r#"
+name = "t"
+[params]
+reg = "{}"
+[[steps]]
+name = "judge"
+run = ["pipeline", "fail", "judged"]
+outcomes = {{ pass = 0, fail = 1 }}
+[[steps]]
+name = "on-pass"
+when = "judge == pass"
+run = ["registry", "--registry", "${{reg}}", "list"]
+[[steps]]
+name = "on-fail"
+when = "judge == fail"
+run = ["registry", "--registry", "${{reg}}", "list"]
+[[steps]]
+name = "broken"
+run = ["registry", "--registry", "${{reg}}", "promote", "nope"]
+[[steps]]
+name = "never"
+run = ["registry", "--registry", "${{reg}}", "list"]
+"#,
+            reg.display()
+        ),
+    );
+    std::fs::create_dir_all(&reg).unwrap();
+    let out = vane()
+        .args(["pipeline", "run"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{log}");
+    assert!(log.contains("== judge: fail"), "{log}");
+    assert!(
+        log.contains("== on-pass: skipped (judge was fail)"),
+        "{log}"
+    );
+    assert!(log.contains("== on-fail: ok"), "{log}");
+    assert!(
+        log.contains(r#"pipeline "t" stopped: step "broken" ended with exit code 1"#),
+        "{log}"
+    );
+    assert!(!log.contains("== never"), "{log}");
+
+    // Selecting steps and overriding parameters; unknown ones are named.
+    let out = vane()
+        .args(["pipeline", "run"])
+        .arg(&file)
+        .args(["--steps", "on-fail"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(r#"step "on-fail" depends on step "judge""#)
+    );
+    let out = vane()
+        .args(["pipeline", "run"])
+        .arg(&file)
+        .args(["--set", "nope=1"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--set nope: the pipeline has no such parameter")
+    );
+}
+
+#[test]
+fn the_shipped_pipeline_renders_for_argo() {
+    let out = vane()
+        .args([
+            "pipeline",
+            "render",
+            "--argo",
+            "pipelines/credit-risk.toml",
+            "--image",
+            "vane:test",
+        ])
+        .args([
+            "--volume-claim",
+            "vane-data",
+            "--set",
+            "registry=mlflow://mlflow:5000",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let y = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        y.starts_with("apiVersion: \"argoproj.io/v1alpha1\"\nkind: \"Workflow\"\n"),
+        "{y}"
+    );
+    assert!(y.contains("value: \"mlflow://mlflow:5000\""), "{y}");
+    assert!(
+        y.contains("when: \"{{steps.verdict.exitCode}} == 0\""),
+        "{y}"
+    );
+    assert!(y.contains("- \"{{workflow.parameters.registry}}\""), "{y}");
+    // The schema check itself runs in CI (scripts/validate-deploy.sh, Argo's pinned schema).
+}
+
+#[test]
+fn completions_and_help() {
+    let out = vane().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pipeline"));
+    for cmd in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["features", "materialize", "--help"],
+        &["pipeline", "render", "--help"],
+        &["demo", "--help"],
+    ] {
+        let out = vane().args(cmd).output().unwrap();
+        assert!(out.status.success(), "{cmd:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: vane"),
+            "{cmd:?}"
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! The `vane-server` command line's entry point, shared by the `vane-server` binary and
+//! `vane serve`.
+
+use std::process::ExitCode;
+
+use crate::config::{Cli, Config};
+
+/// Runs the server from parsed flags until it is told to stop; logs to stderr (`VANE_LOG`).
+pub fn main(cli: Cli) -> ExitCode {
+    // tract 0.23's tree ensembles build an error value per leaf visit; with RUST_BACKTRACE=1
+    // each one would capture a backtrace (tree scoring ~10× slower). Panic backtraces still
+    // follow RUST_BACKTRACE; library ones only when RUST_LIB_BACKTRACE asks for them.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: called first thing from a binary's main, before any thread exists.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VANE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = match Config::from_cli(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing::info!(config = %serde_json::to_string(&cfg).unwrap_or_default(), "effective configuration");
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.http_threads)
+        .thread_name("vane-http")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(crate::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {:#}", anyhow::Error::from(e));
+            ExitCode::FAILURE
+        }
+    }
+}
