@@ -51,6 +51,16 @@ pub struct Args {
     /// Seconds the canary verdict sends load for.
     #[arg(long, default_value_t = 10)]
     pub verdict_seconds: u64,
+    /// Prometheus address, when `prometheus` is on the PATH (it then scrapes both children
+    /// with the shipped rules and the demo waits for the drift alert to fire).
+    #[arg(long, env = "VANE_DEMO_PROMETHEUS", default_value = "127.0.0.1:9090")]
+    pub prometheus_addr: String,
+    /// The shipped alert rules Prometheus loads.
+    #[arg(long, default_value = "deploy/prometheus/vane-rules.yml")]
+    pub rules: PathBuf,
+    /// Do not start Prometheus even when it is installed.
+    #[arg(long)]
+    pub no_prometheus: bool,
     /// Leave the server and the monitor running at the end (stop with Ctrl-C).
     #[arg(long)]
     pub keep_serving: bool,
@@ -64,6 +74,9 @@ pub struct Outcome {
     pub action: String,
     pub drifted_before: Vec<String>,
     pub drifted_after: Vec<String>,
+    /// Features with a firing `VaneFeatureDrift` alert after the injection; `None` without
+    /// Prometheus.
+    pub alerts_after: Option<Vec<String>>,
 }
 
 struct Ctx {
@@ -250,6 +263,18 @@ pub fn run(args: &Args) -> Result<Outcome> {
         mon_log.display()
     );
 
+    let mut prometheus = match which("prometheus").filter(|_| !args.no_prometheus) {
+        Some(bin) => Some(start_prometheus(&bin, args, &cx.dir)?),
+        None => {
+            eprintln!(
+                "  Prometheus is not installed, so no alerts in this run: install it (Debian: \
+                 apt-get install prometheus) and the demo scrapes both with \
+                 deploy/prometheus/vane-rules.yml and shows the drift alert firing."
+            );
+            None
+        }
+    };
+
     // 5. Traffic: full rows, then entity-keyed requests completed from the online store.
     cx.banner("score traffic: direct requests, then entity-keyed ones");
     let traffic = |data: String, extra: &[&str], json: String| -> Vec<String> {
@@ -382,12 +407,22 @@ pub fn run(args: &Args) -> Result<Outcome> {
         "  drifted features after injection: {}",
         list_or_none(&out.drifted_after)
     );
+    if let Some(p) = prometheus.as_mut() {
+        let alerts = firing_drift_alerts(p, &args.prometheus_addr, champion, &out.drifted_after)?;
+        eprintln!(
+            "  Prometheus: VaneFeatureDrift firing for {} (http://{}/alerts)",
+            list_or_none(&alerts),
+            args.prometheus_addr
+        );
+        out.alerts_after = Some(alerts);
+    }
     server.check_alive(&srv_log)?;
     monitor.check_alive(&mon_log)?;
 
     eprintln!(
         "\n[{:>6.1} s] done. Model v1 test AUC {}; canary verdict {} → {}; drift flagged before \
-         injection: {}, after: {}.\nArtifacts: {}\nDrift report: http://{}/report",
+         injection: {}, after: {}; drift alerts firing: {}.\nArtifacts: {}\nDrift report: \
+         http://{}/report",
         cx.started.elapsed().as_secs_f64(),
         out.champion_auc
             .map_or("?".to_string(), |a| format!("{a:.4}")),
@@ -395,30 +430,108 @@ pub fn run(args: &Args) -> Result<Outcome> {
         out.action,
         list_or_none(&out.drifted_before),
         list_or_none(&out.drifted_after),
+        out.alerts_after
+            .as_deref()
+            .map_or("no Prometheus".to_string(), list_or_none),
         args.dir.display(),
         args.monitor_http
     );
-    if which("prometheus").is_some() {
-        eprintln!(
-            "Prometheus: `scripts/demo.sh --keep-serving`, then run prometheus with \
-             deploy/prometheus/prometheus.yml (it scrapes {server_url}/metrics and \
-             http://{}/metrics and loads deploy/prometheus/vane-rules.yml; README \"Alerts and \
-             dashboards\").",
-            args.monitor_http
-        );
-    } else {
-        eprintln!(
-            "Prometheus is not installed; to watch the drift alerts, install it (Debian: apt-get \
-             install prometheus) and run it with deploy/prometheus/prometheus.yml."
-        );
-    }
     if args.keep_serving {
         eprintln!("Serving until Ctrl-C.");
         server.wait()?;
     }
+    drop(prometheus);
     drop(server);
     drop(monitor);
     Ok(out)
+}
+
+/// Starts Prometheus on the demo's children with the shipped rules. Scrapes and evaluations
+/// run every second, and every rule's `for:` is shortened to 5 s (in the copy under
+/// `dir/prometheus/`), so an alert can fire within the demo.
+fn start_prometheus(bin: &Path, args: &Args, dir: &Path) -> Result<Guarded> {
+    let home = dir.join("prometheus");
+    std::fs::create_dir_all(&home)?;
+    let rules = std::fs::read_to_string(&args.rules)
+        .with_context(|| format!("reading {}", args.rules.display()))?;
+    let rules: String = rules
+        .lines()
+        .map(|l| match l.trim_start().strip_prefix("for:") {
+            Some(_) => format!("{}for: 5s\n", &l[..l.len() - l.trim_start().len()]),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(home.join("vane-rules.yml"), rules)?;
+    std::fs::write(
+        home.join("prometheus.yml"),
+        format!(
+            "# Written by vane demo: the shipped rules with every `for:` at 5 s.\n\
+             global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files:\n  - vane-rules.yml\n\
+             scrape_configs:\n\
+             \x20 - job_name: vane-server\n    static_configs:\n      - targets: [\"{}\"]\n\
+             \x20 - job_name: vane-monitor\n    static_configs:\n      - targets: [\"{}\"]\n",
+            args.addr, args.monitor_http
+        ),
+    )?;
+    let log = home.join("prometheus.log");
+    let mut p = Guarded::spawn(
+        "prometheus",
+        bin,
+        &[
+            format!("--config.file={}", home.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", home.join("data").display()),
+            format!("--web.listen-address={}", args.prometheus_addr),
+        ],
+        &log,
+    )?;
+    wait_ready(
+        &mut p,
+        &log,
+        &args.prometheus_addr,
+        "/-/ready",
+        Duration::from_secs(60),
+    )?;
+    eprintln!(
+        "  prometheus http://{}  (alerts /alerts; rules {}, log {})",
+        args.prometheus_addr,
+        home.join("vane-rules.yml").display(),
+        log.display()
+    );
+    Ok(p)
+}
+
+/// Waits (up to 90 s) until `VaneFeatureDrift` fires on `version` for every feature in
+/// `expected`; returns the features it fires for.
+fn firing_drift_alerts(
+    p: &mut Guarded,
+    addr: &str,
+    version: u64,
+    expected: &[String],
+) -> Result<Vec<String>> {
+    let give_up = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (status, body) = get(addr, "/api/v1/alerts")?;
+        if status != 200 {
+            bail!("prometheus GET /api/v1/alerts answered {status}: {body}");
+        }
+        let v: Value = serde_json::from_str(&body).context("prometheus alerts: not JSON")?;
+        let mut firing: Vec<String> = v["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["labels"]["alertname"] == "VaneFeatureDrift" && a["state"] == "firing")
+            .filter(|a| a["labels"]["version"] == version.to_string().as_str())
+            .filter_map(|a| a["labels"]["feature"].as_str().map(str::to_string))
+            .collect();
+        firing.sort();
+        firing.dedup();
+        if expected.iter().all(|f| firing.contains(f)) || Instant::now() > give_up {
+            return Ok(firing);
+        }
+        p.check_alive(Path::new("prometheus.log"))?;
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// The features flagged as drifted in the newest evaluated window of any stream, once two

@@ -41,7 +41,12 @@ fn the_demo_runs_the_whole_loop() {
         ])
         .args(["--window-rows", "500", "--verdict-seconds", "4"])
         .args(["--addr", &free_addr(), "--monitor-http", &free_addr()])
-        .args(["--monitor-ingest", &free_addr()])
+        .args([
+            "--monitor-ingest",
+            &free_addr(),
+            "--prometheus-addr",
+            &free_addr(),
+        ])
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
@@ -71,6 +76,20 @@ fn the_demo_runs_the_whole_loop() {
     let after = done.split("after: ").nth(1).unwrap();
     for f in ["annual_income", "interest_rate", "purpose"] {
         assert!(after.contains(f), "{f} not flagged: {done}");
+    }
+    // With Prometheus installed (CI installs it), the shipped drift alert fires for them.
+    let has_prometheus = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("prometheus").is_file()));
+    if has_prometheus {
+        let firing = done.split("drift alerts firing: ").nth(1).unwrap();
+        for f in ["annual_income", "interest_rate", "purpose"] {
+            assert!(
+                firing.contains(f),
+                "no VaneFeatureDrift alert for {f}: {done}"
+            );
+        }
+    } else if std::env::var_os("VANE_REQUIRE_PROMTOOL").is_some() {
+        panic!("prometheus is required (VANE_REQUIRE_PROMTOOL) but not on the PATH");
     }
     // Every artifact in the one folder, and no child left behind (the ports are free again).
     for f in [
