@@ -7,16 +7,17 @@
 #   docker build -t vane:0.1.0 .
 #   docker run --rm vane:0.1.0 --help
 
-FROM rust:1.92-bookworm AS build
+FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p vane-cli \
  && install -D -m 0755 target/release/vane /out/vane
 
 FROM debian:bookworm-slim
-# python3 + pip: the ONNX Runtime setup step downloads and unpacks the PyPI wheel.
+# python3 + pip: the ONNX Runtime setup step downloads and unpacks the PyPI wheel;
+# libstdc++: ONNX Runtime's library needs it (the vane binary itself does not).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates python3 python3-pip \
+ && apt-get install -y --no-install-recommends ca-certificates libstdc++6 python3 python3-pip \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 10001 --create-home --shell /usr/sbin/nologin vane
 COPY --from=build /out/vane /usr/local/bin/vane

@@ -46,7 +46,7 @@ enum Cmd {
     Monitor(vane_monitor::config::Cli),
     /// Publish versions, move aliases, canary, promote, roll back (= vane-registry).
     Registry(vane_registry::cli::Cli),
-    /// Feature store batch jobs (= vane-models datagen / materialize / join).
+    /// Feature store jobs (= vane-models datagen / materialize / join / read).
     #[command(subcommand)]
     Features(Features),
     /// Train logistic regression and gradient-boosted trees, evaluate, export ONNX, publish
@@ -75,6 +75,8 @@ enum Features {
     Datagen(vane_models::cli::datagen::Args),
     /// Copy the latest feature values per entity from the offline store into the online store.
     Materialize(vane_models::cli::materialize::Args),
+    /// Read the online store's rows for some entities (one JSON line each).
+    Read(vane_models::cli::read::Args),
     /// Write a point-in-time training set (entity rows joined to their features as of each
     /// row's timestamp).
     Join(vane_models::cli::join::Args),
@@ -139,6 +141,7 @@ fn main() -> ExitCode {
                 Features::Datagen(a) => vane_models::cli::datagen::run(a),
                 Features::Materialize(a) => vane_models::cli::materialize::run(a),
                 Features::Join(a) => vane_models::cli::join::run(a),
+                Features::Read(a) => vane_models::cli::read::run(a),
             },
             "vane features",
         ),

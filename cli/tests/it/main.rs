@@ -91,6 +91,47 @@ fn the_demo_runs_the_whole_loop() {
     } else if std::env::var_os("VANE_REQUIRE_PROMTOOL").is_some() {
         panic!("prometheus is required (VANE_REQUIRE_PROMTOOL) but not on the PATH");
     }
+    // The online store the demo materialized answers `vane features read`.
+    let store = work.join("online.redb");
+    let out = vane()
+        .args(["features", "read", "--store"])
+        .arg(&store)
+        .args([
+            "--view",
+            "applicant_profile",
+            "--key",
+            "applicant_id=1",
+            "--key",
+            "applicant_id=99999999",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["status"], "PRESENT", "{lines:?}");
+    assert!(
+        lines[0]["features"].as_object().unwrap().len() > 3,
+        "{lines:?}"
+    );
+    assert_eq!(lines[1]["status"], "NOT_FOUND", "{lines:?}");
+    let out = vane()
+        .args(["features", "read", "--store"])
+        .arg(&store)
+        .args(["--view", "applicant_profile", "--key", "applicant=1"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(r#"missing join key "applicant_id""#),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Every artifact in the one folder, and no child left behind (the ports are free again).
     for f in [
         "data/applications.parquet",

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 pub mod datagen;
 pub mod join;
 pub mod materialize;
+pub mod read;
 pub mod train;
 
 /// Builds and publishes Vane's example models.
@@ -55,6 +56,8 @@ pub enum Command {
     Materialize(materialize::Args),
     /// Train logistic regression and gradient-boosted trees, export ONNX, publish.
     Train(train::Args),
+    /// Read the online store's rows for some entities (one JSON line each).
+    Read(read::Args),
     /// Write a feature service's point-in-time training set (entity rows joined to their
     /// features as of each row's timestamp) to Parquet or CSV.
     Join(join::Args),
@@ -85,6 +88,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Materialize(args) => materialize::run(args)?,
         Command::Train(args) => train::run(args)?,
         Command::Join(args) => join::run(args)?,
+        Command::Read(args) => read::run(args)?,
     }
     Ok(())
 }
