@@ -125,6 +125,9 @@ enum PipelineCmd {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: first statement of main; no other thread exists yet. (Every subcommand, and the
+    // children `vane demo` and `vane pipeline` start, may score with tract.)
+    unsafe { vane_server::cli::quiet_library_backtraces() };
     let cli = Cli::parse();
     match cli.command {
         Cmd::Serve(c) => vane_server::cli::main(c),

@@ -36,7 +36,15 @@ pub enum OrderArg {
 /// Open- and closed-loop HTTP load with honest latency, per model version; compares a canary
 /// with its baseline and exits 0 (pass), 1 (fail) or 2 (could not judge).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "vane-loadtest", about, long_about = None)]
+#[command(
+    name = "vane-loadtest",
+    about,
+    long_about = None,
+    after_help = "Examples (also `vane loadtest …`):
+  vane-loadtest --target http://127.0.0.1:8080 --model credit-risk --rate 2000 --duration 30s
+  vane-loadtest --target http://127.0.0.1:8080 --model credit-risk --compare champion,canary \\
+      --data rows.parquet --rate 400 --duration 30s --json verdict.json   # exit 0 pass, 1 fail, 2 n/a"
+)]
 pub struct Config {
     /// Server base URL (`http://host:port`), or a full URL whose path is sent as is (with
     /// --body). Give two to compare them: the first is the baseline, the second the canary.

@@ -15,7 +15,16 @@ use crate::profiles::ProfileArg;
 
 /// `vane-monitor`: drift monitoring for Vane's model versions.
 #[derive(Debug, Parser)]
-#[command(name = "vane-monitor", version, about, long_about = None)]
+#[command(
+    name = "vane-monitor",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples (also `vane monitor …`):
+  vane-monitor serve --registry ./registry --listen tcp://127.0.0.1:9101 --http 127.0.0.1:9102
+  vane-monitor profile --data train.parquet --out profile.json
+  vane-monitor compare --current today.parquet --profile profile.json --html drift.html"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -16,7 +16,14 @@ use crate::types::VersionRef;
 
 /// Publish model versions, move aliases and roll out canaries in a Vane registry.
 #[derive(Debug, Parser)]
-#[command(name = "vane-registry", version)]
+#[command(
+    name = "vane-registry",
+    version,
+    after_help = "Examples (also `vane registry …`):
+  vane-registry --registry ./registry list
+  vane-registry --registry ./registry canary set credit-risk candidate --weight 0.1
+  vane-registry --registry mlflow://mlflow:5000 promote credit-risk"
+)]
 pub struct Cli {
     /// The registry: a directory, an http(s):// static mirror (read-only), or
     /// mlflow://host:port (also mlflow+http(s)://host:port[/prefix]).

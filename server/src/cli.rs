@@ -6,15 +6,8 @@ use std::process::ExitCode;
 use crate::config::{Cli, Config};
 
 /// Runs the server from parsed flags until it is told to stop; logs to stderr (`VANE_LOG`).
+/// Binaries call [`quiet_library_backtraces`] first.
 pub fn main(cli: Cli) -> ExitCode {
-    // tract 0.23's tree ensembles build an error value per leaf visit; with RUST_BACKTRACE=1
-    // each one would capture a backtrace (tree scoring ~10× slower). Panic backtraces still
-    // follow RUST_BACKTRACE; library ones only when RUST_LIB_BACKTRACE asks for them.
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: called first thing from a binary's main, before any thread exists.
-        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
-    }
-
     let filter = tracing_subscriber::EnvFilter::try_from_env("VANE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -48,5 +41,19 @@ pub fn main(cli: Cli) -> ExitCode {
             eprintln!("error: {:#}", anyhow::Error::from(e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// tract 0.23's tree ensembles build an error value per leaf visit; with `RUST_BACKTRACE=1`
+/// each one would capture a backtrace (tree scoring ~10× slower). Panic backtraces still
+/// follow `RUST_BACKTRACE`; library ones only when `RUST_LIB_BACKTRACE` asks for them.
+///
+/// # Safety
+/// Sets an environment variable: call it first thing in `main`, before any other thread
+/// exists.
+pub unsafe fn quiet_library_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: the caller guarantees no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
 }

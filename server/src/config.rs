@@ -18,7 +18,12 @@ use crate::backend::BackendKind;
 #[command(
     name = "vane-server",
     version,
-    about = "Vane inference server (Open Inference Protocol v2)"
+    about = "Vane inference server (Open Inference Protocol v2)",
+    after_help = "Examples (also `vane serve …`):
+  vane-server --registry ./registry --addr 127.0.0.1:8080
+  vane-server --registry mlflow://mlflow:5000 --online-store redis://redis:6379 \\
+      --monitor tcp://127.0.0.1:9101 --sample-percent 10
+  vane-server --config vane.toml          # flags and VANE_* variables win over the file"
 )]
 pub struct Cli {
     /// Model registry: a directory, a static HTTP(S) mirror of one (`http(s)://…`), or MLflow

@@ -273,18 +273,27 @@ fn completions_and_help() {
     let out = vane().args(["completions", "bash"]).output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("pipeline"));
+    // Every command a user runs has a help page with examples.
     for cmd in [
-        &["--help"][..],
-        &["serve", "--help"],
-        &["features", "materialize", "--help"],
-        &["pipeline", "render", "--help"],
-        &["demo", "--help"],
+        &[][..],
+        &["serve"],
+        &["monitor"],
+        &["registry"],
+        &["features", "datagen"],
+        &["features", "materialize"],
+        &["features", "join"],
+        &["features", "read"],
+        &["train"],
+        &["loadtest"],
+        &["pipeline", "run"],
+        &["pipeline", "render"],
+        &["demo"],
+        &["completions"],
     ] {
-        let out = vane().args(cmd).output().unwrap();
+        let out = vane().args(cmd).arg("--help").output().unwrap();
         assert!(out.status.success(), "{cmd:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("Usage: vane"),
-            "{cmd:?}"
-        );
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("Usage: vane"), "{cmd:?}: {help}");
+        assert!(help.contains("Example"), "{cmd:?} has no examples: {help}");
     }
 }

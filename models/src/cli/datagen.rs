@@ -9,6 +9,9 @@ use vane_features::timeutil::parse_rfc3339;
 
 /// Arguments of `vane-models datagen`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples (also `vane features datagen …`):
+  vane-models datagen --out data --applicants 10000 --applications 50000 --start 2025-01-01
+  vane-models datagen --out drifted --drift-shift annual_income=-0.2 --drift-from 2026-06-01")]
 pub struct Args {
     /// Output folder (created if missing): three Parquet files, features.toml, datagen.json.
     #[arg(long, env = "VANE_DATAGEN_OUT")]

@@ -15,6 +15,8 @@ use anyhow::{Context, Result, bail};
 
 /// Arguments of `vane-models join`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Example (also `vane features join …`):
+  vane-models join --repo data/features.toml --data data/applications.parquet --out joined.parquet")]
 pub struct Args {
     /// Feature repository (TOML).
     #[arg(long, env = "VANE_FEATURE_REPO")]

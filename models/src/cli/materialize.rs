@@ -10,6 +10,9 @@ use vane_features::timeutil::{format_rfc3339, parse_rfc3339};
 
 /// Arguments of `vane-models materialize`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples (also `vane features materialize …`):
+  vane-models materialize --repo data/features.toml --store online.redb
+  vane-models materialize --repo data/features.toml --store redis://redis:6379 --shard 2/4")]
 pub struct Args {
     /// Feature repository (features.toml).
     #[arg(long, env = "VANE_FEATURE_REPO")]

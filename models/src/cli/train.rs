@@ -10,6 +10,11 @@ use vane_registry::FeatureKind;
 
 /// Arguments of `vane-models train`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples (also `vane train …`):
+  vane-models train --repo data/features.toml --data data/applications.parquet --label default_12m \\
+      --exclude application_id,applicant_id --registry ./registry --model credit-risk --alias champion
+  vane-models train --data table.csv --label y --time-column date --registry ./registry --model m \\
+      --recent 0.5 --keep-vocabulary-of champion --min-auc 0.7 --alias candidate")]
 pub struct Args {
     /// Training table: a `.csv` file (header row, schema inferred, empty field = null) or a
     /// `.parquet` file.
