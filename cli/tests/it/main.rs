@@ -19,6 +19,23 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// What one `vane …` run printed.
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `vane args…` to completion.
+fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    let out = vane().args(args).output().unwrap();
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().to_string()
@@ -28,29 +45,33 @@ fn free_addr() -> String {
 fn the_demo_runs_the_whole_loop() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("demo");
-    let out = vane()
-        .args(["demo", "--dir"])
-        .arg(&work)
-        .args([
-            "--applicants",
-            "2000",
-            "--applications",
-            "10000",
-            "--requests",
-            "1000",
-        ])
-        .args(["--window-rows", "500", "--verdict-seconds", "4"])
-        .args(["--addr", &free_addr(), "--monitor-http", &free_addr()])
-        .args([
-            "--monitor-ingest",
-            &free_addr(),
-            "--prometheus-addr",
-            &free_addr(),
-        ])
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "demo failed:\n{log}");
+    let addrs = [free_addr(), free_addr(), free_addr(), free_addr()];
+    let w = work.display().to_string();
+    let demo = run(&[
+        "demo",
+        "--dir",
+        &w,
+        "--applicants",
+        "2000",
+        "--applications",
+        "10000",
+        "--requests",
+        "1000",
+        "--window-rows",
+        "500",
+        "--verdict-seconds",
+        "4",
+        "--addr",
+        &addrs[0],
+        "--monitor-http",
+        &addrs[1],
+        "--monitor-ingest",
+        &addrs[2],
+        "--prometheus-addr",
+        &addrs[3],
+    ]);
+    let log = &demo.stderr;
+    assert!(demo.ok, "demo failed:\n{log}");
     let done = log
         .lines()
         .find(|l| l.contains("done. Model v1 test AUC"))
@@ -92,26 +113,22 @@ fn the_demo_runs_the_whole_loop() {
         panic!("prometheus is required (VANE_REQUIRE_PROMTOOL) but not on the PATH");
     }
     // The online store the demo materialized answers `vane features read`.
-    let store = work.join("online.redb");
-    let out = vane()
-        .args(["features", "read", "--store"])
-        .arg(&store)
-        .args([
-            "--view",
-            "applicant_profile",
-            "--key",
-            "applicant_id=1",
-            "--key",
-            "applicant_id=99999999",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+    let store = work.join("online.redb").display().to_string();
+    let read = run(&[
+        "features",
+        "read",
+        "--store",
+        &store,
+        "--view",
+        "applicant_profile",
+        "--key",
+        "applicant_id=1",
+        "--key",
+        "applicant_id=99999999",
+    ]);
+    assert!(read.ok, "{}", read.stderr);
+    let lines: Vec<serde_json::Value> = read
+        .stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -121,18 +138,26 @@ fn the_demo_runs_the_whole_loop() {
         "{lines:?}"
     );
     assert_eq!(lines[1]["status"], "NOT_FOUND", "{lines:?}");
-    let out = vane()
-        .args(["features", "read", "--store"])
-        .arg(&store)
-        .args(["--view", "applicant_profile", "--key", "applicant=1"])
-        .output()
-        .unwrap();
+    let bad = run(&[
+        "features",
+        "read",
+        "--store",
+        &store,
+        "--view",
+        "applicant_profile",
+        "--key",
+        "applicant=1",
+    ]);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains(r#"missing join key "applicant_id""#),
+        bad.stderr.contains(r#"missing join key "applicant_id""#),
         "{}",
-        String::from_utf8_lossy(&out.stderr)
+        bad.stderr
     );
-    // Every artifact in the one folder, and no child left behind (the ports are free again).
+    // No child left behind: the server's, the monitor's and Prometheus' ports are free again.
+    for a in &addrs {
+        std::net::TcpListener::bind(a).unwrap_or_else(|e| panic!("{a} still taken: {e}"));
+    }
+    // Every artifact in the one folder.
     for f in [
         "data/applications.parquet",
         "online.redb",
@@ -189,13 +214,10 @@ run = ["registry", "--registry", "${{reg}}", "list"]
         ),
     );
     std::fs::create_dir_all(&reg).unwrap();
-    let out = vane()
-        .args(["pipeline", "run"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{log}");
+    let file = file.display().to_string();
+    let p = run(&["pipeline", "run", &file]);
+    let log = &p.stderr;
+    assert!(!p.ok, "{log}");
     assert!(log.contains("== judge: fail"), "{log}");
     assert!(
         log.contains("== on-pass: skipped (judge was fail)"),
@@ -209,52 +231,38 @@ run = ["registry", "--registry", "${{reg}}", "list"]
     assert!(!log.contains("== never"), "{log}");
 
     // Selecting steps and overriding parameters; unknown ones are named.
-    let out = vane()
-        .args(["pipeline", "run"])
-        .arg(&file)
-        .args(["--steps", "on-fail"])
-        .output()
-        .unwrap();
+    let p = run(&["pipeline", "run", &file, "--steps", "on-fail"]);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains(r#"step "on-fail" depends on step "judge""#)
+        p.stderr
+            .contains(r#"step "on-fail" depends on step "judge""#),
+        "{}",
+        p.stderr
     );
-    let out = vane()
-        .args(["pipeline", "run"])
-        .arg(&file)
-        .args(["--set", "nope=1"])
-        .output()
-        .unwrap();
+    let p = run(&["pipeline", "run", &file, "--set", "nope=1"]);
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("--set nope: the pipeline has no such parameter")
+        p.stderr
+            .contains("--set nope: the pipeline has no such parameter"),
+        "{}",
+        p.stderr
     );
 }
 
 #[test]
 fn the_shipped_pipeline_renders_for_argo() {
-    let out = vane()
-        .args([
-            "pipeline",
-            "render",
-            "--argo",
-            "pipelines/credit-risk.toml",
-            "--image",
-            "vane:test",
-        ])
-        .args([
-            "--volume-claim",
-            "vane-data",
-            "--set",
-            "registry=mlflow://mlflow:5000",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let y = String::from_utf8(out.stdout).unwrap();
+    let r = run(&[
+        "pipeline",
+        "render",
+        "--argo",
+        "pipelines/credit-risk.toml",
+        "--image",
+        "vane:test",
+        "--volume-claim",
+        "vane-data",
+        "--set",
+        "registry=mlflow://mlflow:5000",
+    ]);
+    assert!(r.ok, "{}", r.stderr);
+    let y = r.stdout;
     assert!(
         y.starts_with("apiVersion: \"argoproj.io/v1alpha1\"\nkind: \"Workflow\"\n"),
         "{y}"
@@ -270,9 +278,8 @@ fn the_shipped_pipeline_renders_for_argo() {
 
 #[test]
 fn completions_and_help() {
-    let out = vane().args(["completions", "bash"]).output().unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("pipeline"));
+    let c = run(&["completions", "bash"]);
+    assert!(c.ok && c.stdout.contains("pipeline"));
     // Every command a user runs has a help page with examples.
     for cmd in [
         &[][..],
@@ -290,9 +297,9 @@ fn completions_and_help() {
         &["demo"],
         &["completions"],
     ] {
-        let out = vane().args(cmd).arg("--help").output().unwrap();
-        assert!(out.status.success(), "{cmd:?}");
-        let help = String::from_utf8_lossy(&out.stdout);
+        let h = run(&[cmd, &["--help"]].concat());
+        assert!(h.ok, "{cmd:?}");
+        let help = h.stdout;
         assert!(help.contains("Usage: vane"), "{cmd:?}: {help}");
         assert!(help.contains("Example"), "{cmd:?} has no examples: {help}");
     }
