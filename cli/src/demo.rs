@@ -437,6 +437,17 @@ pub fn run(args: &Args) -> Result<Outcome> {
         args.monitor_http
     );
     if args.keep_serving {
+        let a = &args.addr;
+        let fields = r#""loan_amount": 15000, "term": "60 months", "purpose": "debt_consolidation", "interest_rate": 13.9, "installment": 512, "loan_to_income": 0.26"#;
+        eprintln!(
+            "\nScore applicant 1 — the request carries the loan's fields; the applicant's features \
+             come from the online store:\n\n\
+             curl -s http://{a}/v1/models/credit-risk:predict -H 'content-type: application/json' \
+             -d '{{\"instances\": [{{\"applicant_id\": 1, {fields}}}]}}'\n\n\
+             Model metadata: curl -s http://{a}/v2/models/credit-risk · metrics: curl -s \
+             http://{a}/metrics · drift: http://{}/report",
+            args.monitor_http
+        );
         eprintln!("Serving until Ctrl-C.");
         server.wait()?;
     }
