@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,8 @@ use anyhow::{Context, Result, bail};
 pub struct Guarded {
     pub name: &'static str,
     child: Child,
+    /// Where its stdout and stderr go (quoted when it dies).
+    pub log: PathBuf,
 }
 
 impl Guarded {
@@ -41,18 +43,22 @@ impl Guarded {
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {name} ({})", exe.display()))?;
-        Ok(Self { name, child })
+        Ok(Self {
+            name,
+            child,
+            log: log.to_path_buf(),
+        })
     }
 
     /// Errors if the child has exited.
-    pub fn check_alive(&mut self, log: &Path) -> Result<()> {
+    pub fn check_alive(&mut self) -> Result<()> {
         if let Some(status) = self.child.try_wait()? {
-            let tail = std::fs::read_to_string(log).unwrap_or_default();
+            let tail = std::fs::read_to_string(&self.log).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(15).collect();
             bail!(
                 "{} exited ({status}); last lines of {}:\n{}",
                 self.name,
-                log.display(),
+                self.log.display(),
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             );
         }
@@ -132,16 +138,10 @@ fn dechunk(mut body: &str) -> String {
 }
 
 /// Polls `GET path` until it answers 200, the child dies, or `timeout` passes.
-pub fn wait_ready(
-    child: &mut Guarded,
-    log: &Path,
-    addr: &str,
-    path: &str,
-    timeout: Duration,
-) -> Result<()> {
+pub fn wait_ready(child: &mut Guarded, addr: &str, path: &str, timeout: Duration) -> Result<()> {
     let give_up = Instant::now() + timeout;
     loop {
-        child.check_alive(log)?;
+        child.check_alive()?;
         if let Ok((200, _)) = get(addr, path) {
             return Ok(());
         }
@@ -149,7 +149,7 @@ pub fn wait_ready(
             bail!(
                 "{} did not answer GET {path} on {addr} within {timeout:?} (log: {})",
                 child.name,
-                log.display()
+                child.log.display()
             );
         }
         std::thread::sleep(Duration::from_millis(100));

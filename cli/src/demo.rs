@@ -220,7 +220,6 @@ pub fn run(args: &Args) -> Result<Outcome> {
     )?;
     wait_ready(
         &mut monitor,
-        &mon_log,
         &args.monitor_http,
         "/health",
         Duration::from_secs(60),
@@ -250,7 +249,6 @@ pub fn run(args: &Args) -> Result<Outcome> {
     )?;
     wait_ready(
         &mut server,
-        &srv_log,
         &args.addr,
         "/v2/health/ready",
         Duration::from_secs(120),
@@ -326,7 +324,7 @@ pub fn run(args: &Args) -> Result<Outcome> {
     let status = Command::new(&exe)
         .args(pipeline(&["recent=0.5".into()], None))
         .status()?;
-    server.check_alive(&srv_log)?;
+    server.check_alive()?;
     if !status.success() {
         bail!("the pipeline failed ({status}); see the step output above");
     }
@@ -416,8 +414,8 @@ pub fn run(args: &Args) -> Result<Outcome> {
         );
         out.alerts_after = Some(alerts);
     }
-    server.check_alive(&srv_log)?;
-    monitor.check_alive(&mon_log)?;
+    server.check_alive()?;
+    monitor.check_alive()?;
 
     eprintln!(
         "\n[{:>6.1} s] done. Model v1 test AUC {}; canary verdict {} → {}; drift flagged before \
@@ -498,7 +496,6 @@ fn start_prometheus(bin: &Path, args: &Args, dir: &Path) -> Result<Guarded> {
     )?;
     wait_ready(
         &mut p,
-        &log,
         &args.prometheus_addr,
         "/-/ready",
         Duration::from_secs(60),
@@ -540,7 +537,7 @@ fn firing_drift_alerts(
         if expected.iter().all(|f| firing.contains(f)) || Instant::now() > give_up {
             return Ok(firing);
         }
-        p.check_alive(Path::new("prometheus.log"))?;
+        p.check_alive()?;
         std::thread::sleep(Duration::from_secs(1));
     }
 }

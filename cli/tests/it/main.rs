@@ -114,18 +114,18 @@ fn the_demo_runs_the_whole_loop() {
     }
     // The online store the demo materialized answers `vane features read`.
     let store = work.join("online.redb").display().to_string();
-    let read = run(&[
-        "features",
-        "read",
-        "--store",
-        &store,
-        "--view",
-        "applicant_profile",
-        "--key",
-        "applicant_id=1",
-        "--key",
-        "applicant_id=99999999",
-    ]);
+    let read_profile = |keys: &[&str]| {
+        let base = [
+            "features",
+            "read",
+            "--store",
+            &store,
+            "--view",
+            "applicant_profile",
+        ];
+        run(&[&base[..], keys].concat())
+    };
+    let read = read_profile(&["--key", "applicant_id=1", "--key", "applicant_id=99999999"]);
     assert!(read.ok, "{}", read.stderr);
     let lines: Vec<serde_json::Value> = read
         .stdout
@@ -138,16 +138,7 @@ fn the_demo_runs_the_whole_loop() {
         "{lines:?}"
     );
     assert_eq!(lines[1]["status"], "NOT_FOUND", "{lines:?}");
-    let bad = run(&[
-        "features",
-        "read",
-        "--store",
-        &store,
-        "--view",
-        "applicant_profile",
-        "--key",
-        "applicant=1",
-    ]);
+    let bad = read_profile(&["--key", "applicant=1"]);
     assert!(
         bad.stderr.contains(r#"missing join key "applicant_id""#),
         "{}",
