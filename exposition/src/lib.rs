@@ -1,10 +1,27 @@
-//! `vane-exposition`: the Prometheus text exposition the server and the monitor share.
+//! `vane-exposition`: what the server and the monitor expose about themselves, shared: the
+//! Prometheus text exposition and the log setup.
 //!
 //! [`Exposition`] wraps a process's [`prometheus::Registry`] with the
 //! `process_resident_memory_bytes` gauge (sampled at each scrape) and renders it in the text
-//! format ([`Exposition::render`], [`content_type`]).
+//! format ([`Exposition::render`], [`content_type`]). [`init_logging`] sets up the logs.
 
 use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
+
+/// Logs to stderr, filtered by `VANE_LOG` (else `RUST_LOG`, else `info`). Colours only when
+/// stderr is a terminal, so that container logs (`kubectl logs`) carry no escape codes. A second
+/// call keeps the first setup.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VANE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
 
 /// A registry to render, with the process's resident memory gauge registered in it.
 pub struct Exposition {

@@ -8,13 +8,7 @@ use crate::drift::Thresholds;
 
 /// Runs one `vane-monitor` command from parsed flags; logs to stderr (`VANE_LOG`).
 pub fn main(cli: Cli) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VANE_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    vane_exposition::init_logging();
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Profile(args) => batch(|| {

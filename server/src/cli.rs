@@ -8,13 +8,7 @@ use crate::config::{Cli, Config};
 /// Runs the server from parsed flags until it is told to stop; logs to stderr (`VANE_LOG`).
 /// Binaries call [`quiet_library_backtraces`] first.
 pub fn main(cli: Cli) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VANE_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    vane_exposition::init_logging();
     let cfg = match Config::from_cli(cli) {
         Ok(c) => c,
         Err(e) => {

@@ -312,4 +312,6 @@ fn an_absent_monitor_costs_no_errors_and_streaming_resumes_when_it_returns() {
         "{}",
         server.stderr()
     );
+    // stderr is a pipe here, as in a container: plain text, no terminal colour codes.
+    assert!(!server.stderr().contains('\x1b'), "{:?}", server.stderr());
 }
