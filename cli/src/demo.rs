@@ -24,8 +24,8 @@ pub struct Args {
     /// Folder for every artifact (data, online store, registry, logs, reports); emptied first.
     #[arg(long, env = "VANE_DEMO_DIR", default_value = "target/demo")]
     pub dir: PathBuf,
-    /// The pipeline file the demo runs.
-    #[arg(long, default_value = "pipelines/credit-risk.toml")]
+    /// The pipeline file the demo runs (the container image sets /etc/vane/pipelines/…).
+    #[arg(long, env = "VANE_DEMO_PIPELINE", default_value = "pipelines/credit-risk.toml")]
     pub pipeline: PathBuf,
     /// Server address.
     #[arg(long, env = "VANE_ADDR", default_value = "127.0.0.1:8080")]
@@ -55,8 +55,8 @@ pub struct Args {
     /// with the shipped rules and the demo waits for the drift alert to fire).
     #[arg(long, env = "VANE_DEMO_PROMETHEUS", default_value = "127.0.0.1:9090")]
     pub prometheus_addr: String,
-    /// The shipped alert rules Prometheus loads.
-    #[arg(long, default_value = "deploy/prometheus/vane-rules.yml")]
+    /// The shipped alert rules Prometheus loads (the container image sets /etc/vane/…).
+    #[arg(long, env = "VANE_DEMO_RULES", default_value = "deploy/prometheus/vane-rules.yml")]
     pub rules: PathBuf,
     /// Do not start Prometheus even when it is installed.
     #[arg(long)]
@@ -336,9 +336,11 @@ pub fn run(args: &Args) -> Result<Outcome> {
         .as_str()
         .unwrap_or("unknown")
         .to_string();
-    let (_, meta) = get(&args.addr, "/v2/models/credit-risk")?;
-    let meta: Value = serde_json::from_str(&meta).unwrap_or(Value::Null);
-    let routing = &meta["parameters"]["routing"];
+    // The pipeline changed the registry; the server applies it at its next poll. Report (and
+    // send the drifted traffic) only once it serves what the verdict decided: v2 alone after a
+    // pass, v1 alone after a fail.
+    let expected = if out.verdict == "pass" { "2" } else { "1" };
+    let routing = await_routing(&args.addr, expected, Duration::from_secs(15))?;
     let champion: u64 = routing["champion"]
         .as_str()
         .and_then(|c| c.parse().ok())
@@ -588,6 +590,30 @@ pub fn drifted_features(drift: &Value, version: u64) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+/// Polls the server's routing for `credit-risk` until `champion` serves alone (no canary, no
+/// shadow); returns it, or an error with the last routing seen.
+fn await_routing(addr: &str, champion: &str, timeout: Duration) -> Result<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (_, meta) = get(addr, "/v2/models/credit-risk")?;
+        let meta: Value = serde_json::from_str(&meta).unwrap_or(Value::Null);
+        let routing = meta["parameters"]["routing"].clone();
+        if routing["champion"] == champion
+            && routing["canary"].is_null()
+            && routing["shadow"].is_null()
+        {
+            return Ok(routing);
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "the server did not apply the verdict within {timeout:?}: expected champion \
+                 v{champion} alone, routing is {routing}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn list_or_none(v: &[String]) -> String {
