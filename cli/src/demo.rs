@@ -25,7 +25,11 @@ pub struct Args {
     #[arg(long, env = "VANE_DEMO_DIR", default_value = "target/demo")]
     pub dir: PathBuf,
     /// The pipeline file the demo runs (the container image sets /etc/vane/pipelines/…).
-    #[arg(long, env = "VANE_DEMO_PIPELINE", default_value = "pipelines/credit-risk.toml")]
+    #[arg(
+        long,
+        env = "VANE_DEMO_PIPELINE",
+        default_value = "pipelines/credit-risk.toml"
+    )]
     pub pipeline: PathBuf,
     /// Server address.
     #[arg(long, env = "VANE_ADDR", default_value = "127.0.0.1:8080")]
@@ -56,7 +60,11 @@ pub struct Args {
     #[arg(long, env = "VANE_DEMO_PROMETHEUS", default_value = "127.0.0.1:9090")]
     pub prometheus_addr: String,
     /// The shipped alert rules Prometheus loads (the container image sets /etc/vane/…).
-    #[arg(long, env = "VANE_DEMO_RULES", default_value = "deploy/prometheus/vane-rules.yml")]
+    #[arg(
+        long,
+        env = "VANE_DEMO_RULES",
+        default_value = "deploy/prometheus/vane-rules.yml"
+    )]
     pub rules: PathBuf,
     /// Do not start Prometheus even when it is installed.
     #[arg(long)]

@@ -91,10 +91,13 @@ fn the_demo_runs_the_whole_loop() {
     );
     // The drifted traffic went to the version the verdict left serving alone, nothing to the
     // withdrawn canary (the demo waits for the server to apply the verdict).
-    let champion = if done.contains("promoted v2") { "2" } else { "1" };
+    let champion = if done.contains("promoted v2") {
+        "2"
+    } else {
+        "1"
+    };
     let drifted: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(work.join("traffic-drifted.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(work.join("traffic-drifted.json")).unwrap()).unwrap();
     let versions: Vec<&String> = drifted["versions"].as_object().unwrap().keys().collect();
     assert_eq!(versions, [champion], "{}", drifted["versions"]);
     // No drift flagged before the injection; the injected features flagged after it.
