@@ -16,10 +16,12 @@
 #   2. the init container: `vane-setup-ort` into a fresh named volume at /var/cache/vane;
 #   3. `vane demo` inside the container (the whole loop) with that cache: a model with its AUC,
 #      drift flagged after the injection and not before;
-#   4. the pod: `vane serve` (user 10001, read-only root filesystem, the demo's registry
-#      read-only, the ORT cache) and the `vane monitor serve` sidecar in its network namespace;
-#      ready, served by ONNX Runtime, 3 s of load from `vane loadtest` without an error, the
-#      sidecar receiving the server's samples;
+#   4. the pod: `vane serve` (user 10001, read-only root filesystem, the ORT cache) and the
+#      `vane monitor serve` sidecar (read-only root, its own cache volume) in its network
+#      namespace, both reading MLflow (when `mlflow` is installed: a local server the demo's
+#      data is trained into) or else the demo's directory registry; ready, served by ONNX
+#      Runtime, 3 s of load from `vane loadtest` without an error, the sidecar scoring the
+#      server's samples against the reference profile;
 #   5. `docker stop`: SIGTERM drains the server, which exits 0 within the grace period.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,10 +73,15 @@ echo "image $tag: $(docker image inspect -f '{{.Size}}' "$tag" | awk '{printf "%
 
 run_id=vane-smoke-$$
 cache=$run_id-cache
+mcache=$run_id-monitor-cache
 work=$run_id-work
+mlflow_pid=
+mdir=
 cleanup() {
   docker rm -f "$run_id-monitor" "$run_id-server" >/dev/null 2>&1 || true
-  docker volume rm "$cache" "$work" >/dev/null 2>&1 || true
+  docker volume rm "$cache" "$mcache" "$work" >/dev/null 2>&1 || true
+  [ -z "$mlflow_pid" ] || kill -- "-$mlflow_pid" 2>/dev/null || true
+  [ -z "$mdir" ] || rm -rf "$mdir"
 }
 trap 'cleanup; [ -z "${root:-}" ] || rm -rf "$root"' EXIT
 
@@ -98,15 +105,39 @@ case "$summary" in
   *) fail "unexpected demo summary: $summary" ;;
 esac
 
-say "4. the pod: server (read-only root, user 10001) + monitor sidecar"
+# The registry the pod reads: MLflow, as deploy/k8s configures it, when `mlflow` is installed
+# (a server on the Docker bridge, the demo's training data published to it from the image);
+# else the demo's directory registry, read-only.
+registry=/work/demo/registry
+if command -v mlflow >/dev/null 2>&1 && mlflow --version >/dev/null 2>&1; then
+  gw=$(ip -4 -o addr show docker0 | awk '{print $4}' | cut -d/ -f1)
+  mport=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  mdir=$(mktemp -d)
+  MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false setsid mlflow server \
+    --backend-store-uri "sqlite:///$mdir/mlflow.db" --artifacts-destination "$mdir/art" \
+    --serve-artifacts --host "$gw" --port "$mport" --workers 1 >"$mdir/mlflow.log" 2>&1 &
+  mlflow_pid=$!
+  for _ in $(seq 1 120); do
+    curl -fsS "http://$gw:$mport/health" >/dev/null 2>&1 && break
+    sleep 1
+  done
+  curl -fsS "http://$gw:$mport/health" >/dev/null || { tail "$mdir/mlflow.log"; fail "MLflow did not start"; }
+  registry=mlflow://$gw:$mport
+  docker run --rm -v "$work:/home/vane/work" --entrypoint sh "$tag" -c \
+    "cd /home/vane/work/demo && vane train --repo data/features.toml --data data/applications.parquet \
+     --label default_12m --exclude application_id,applicant_id --registry $registry \
+     --model credit-risk --alias champion --out train-mlflow" 2>&1 | tail -n 2
+fi
+
+say "4. the pod: server (read-only root, user 10001) + monitor sidecar; registry $registry"
 docker run -d --name "$run_id-server" --read-only -p 127.0.0.1::8080 \
   -v "$cache:/var/cache/vane" -v "$work:/work:ro" \
-  -e VANE_REGISTRY=/work/demo/registry -e VANE_MONITOR=tcp://127.0.0.1:9101 \
+  -e VANE_REGISTRY="$registry" -e VANE_MONITOR=tcp://127.0.0.1:9101 \
   -e VANE_SAMPLE_PERCENT=100 -e VANE_ALLOW_MISSING=true -e VANE_HTTP_THREADS=1 -e VANE_WORKERS=1 \
   -e VANE_SHUTDOWN_GRACE_S=20 \
   "$tag" serve --addr 0.0.0.0:8080 --backend ort >/dev/null
 docker run -d --name "$run_id-monitor" --read-only --network "container:$run_id-server" \
-  -v "$work:/work:ro" -e VANE_REGISTRY=/work/demo/registry \
+  -v "$mcache:/var/cache/vane" -v "$work:/work:ro" -e VANE_REGISTRY="$registry" \
   "$tag" monitor serve --listen tcp://127.0.0.1:9101 --http 127.0.0.1:9102 >/dev/null
 port=$(docker port "$run_id-server" 8080/tcp | head -n 1 | sed 's/.*://')
 base=http://127.0.0.1:$port
