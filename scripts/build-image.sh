@@ -22,7 +22,9 @@
 #      data is trained into) or else the demo's directory registry; ready, served by ONNX
 #      Runtime, 3 s of load from `vane loadtest` without an error, the sidecar scoring the
 #      server's samples against the reference profile;
-#   5. `docker stop`: SIGTERM drains the server, which exits 0 within the grace period.
+#   5. `docker stop`: SIGTERM drains the server, which exits 0 within the grace period;
+#   6. with kubectl, redis-server and mlflow installed: deploy/k8s's own workloads, as
+#      rendered, run in Docker (scripts/k8s-in-docker.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -175,4 +177,11 @@ code=$(docker inspect -f '{{.State.ExitCode}}' "$run_id-server")
 printf 'server stopped in %.1f s, exit code %s\n' "$(echo "$t1 - $t0" | bc)" "$code"
 [ "$code" = 0 ] || { docker logs --tail 20 "$run_id-server"; fail "server exit code $code"; }
 rm -f "/tmp/$run_id-demo.log" "/tmp/$run_id-load.json"
+
+if command -v kubectl >/dev/null && command -v redis-server >/dev/null && command -v mlflow >/dev/null; then
+  say "6. deploy/k8s's workloads in Docker (scripts/k8s-in-docker.py)"
+  python3 scripts/k8s-in-docker.py --image "$tag"
+else
+  echo "(skipped deploy/k8s's workloads in Docker: needs kubectl, redis-server and mlflow)"
+fi
 say "image $tag: build and smoke test passed"
