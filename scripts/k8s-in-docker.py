@@ -19,7 +19,11 @@ day:
      monitor sidecar start; startup, readiness and liveness probes answer;
   5. entity-keyed traffic through the pod (features from Redis, the model from MLflow): no
      error; the sidecar scores the sampled rows against the profile;
-  6. termination: preStop's sleep, then SIGTERM; the server drains and exits 0 within the
+  6. the pipeline file rendered for Argo (`vane pipeline render --argo`, the cluster's
+     settings), its steps executed with Argo's semantics (step order, `{{…}}` parameters,
+     `continueOn: failed`, `when` on exit codes, the Secret, the data volume) against the
+     pod, reached by its Service name: the verdict's promotion or rollback reaches the server;
+  7. termination: preStop's sleep, then SIGTERM; the server drains and exits 0 within the
      grace period.
 """
 
@@ -73,6 +77,10 @@ class Cluster:
         self.volumes = set()
         self.containers = []
 
+    def hosts(self):
+        """The Services' names, resolved to the bridge's gateway where they listen."""
+        return [a for svc in ("redis", "mlflow", "vane") for a in ("--add-host", f"{svc}:{self.gateway}")]
+
     def volume(self, name):
         vol = f"{RUN}-{name}"
         self.volumes.add(vol)
@@ -107,8 +115,7 @@ class Cluster:
         spec = pod["spec"]
         env = self.env(container, annotations)
         # A container in another's network namespace shares its /etc/hosts (like a pod).
-        args = [] if network else ["--add-host", f"redis:{self.gateway}",
-                                   "--add-host", f"mlflow:{self.gateway}"]
+        args = [] if network else self.hosts()
         user = (container.get("securityContext", {}).get("runAsUser")
                 or spec.get("securityContext", {}).get("runAsUser"))
         if user is not None:
@@ -246,6 +253,8 @@ def run(cluster, objs):
        cluster.image, "-c",
        "vane features datagen --out /data/repo --applicants 5000 --applications 20000 >&2 "
        "&& mkdir -p /data/offline && cp /data/repo/applications.parquet /data/offline/ "
+       "&& vane features join --repo /data/repo/features.toml "
+       "--data /data/offline/applications.parquet --out /data/offline/joined.parquet >&2 "
        "&& chown -R 10001:10001 /data")
 
     completions = cron.get("completions", 1)
@@ -272,6 +281,10 @@ def run(cluster, objs):
     ports = [(p["name"], p["containerPort"]) for c in containers for p in c.get("ports", [])]
     first = f"{RUN}-{containers[0]['name']}"
     publish = [a for _, port in ports for a in ("-p", f"127.0.0.1::{port}")]
+    named = dict(ports)
+    for sp in objs[("Service", "vane")]["spec"]["ports"]:
+        target = sp["targetPort"]
+        publish += ["-p", f"{cluster.gateway}:{sp['port']}:{named.get(target, target)}"]
     for i, c in enumerate(containers):
         name = f"{RUN}-{c['name']}"
         net = None if i == 0 else f"container:{first}"
@@ -321,7 +334,20 @@ def run(cluster, objs):
     if accepted <= 0:
         sys.exit("k8s-in-docker: FAILED: the sidecar scored no row")
 
-    log("6. termination: preStop, SIGTERM, drain within the grace period")
+    log("6. the pipeline, rendered for Argo, executed with Argo's semantics")
+    outcome = run_workflow(cluster, data)
+    expected = "2" if outcome == "promote" else "1"
+    deadline = time.time() + 30
+    while True:
+        routing = json.loads(get(f"{server}/v2/models/credit-risk")[1])["parameters"]["routing"]
+        if routing["champion"] == expected and routing["canary"] is None and routing["shadow"] is None:
+            break
+        if time.time() > deadline:
+            sys.exit(f"k8s-in-docker: FAILED: after {outcome} the server routes {routing}")
+        time.sleep(0.5)
+    print(f"server after {outcome}: champion v{routing['champion']} alone")
+
+    log("7. termination: preStop, SIGTERM, drain within the grace period")
     grace = deploy["spec"].get("terminationGracePeriodSeconds", 30)
     server_c = containers[0]
     pre = server_c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
@@ -333,6 +359,69 @@ def run(cluster, objs):
     print(f"server: preStop {pre} s, then stopped in {took:.1f} s of {grace - pre} s left, exit {code}")
     if code != "0":
         sys.exit(f"k8s-in-docker: FAILED: server exit code {code}")
+
+
+def run_workflow(cluster, data):
+    """Renders pipelines/credit-risk.toml for Argo with the cluster's settings and executes
+    the Workflow: each step group in order; a step runs only when its `when` holds; a failed
+    step ends the workflow unless it has `continueOn: failed`. Returns which of promote and
+    rollback ran."""
+    render = sh("docker", "run", "--rm", "-v", f"{ROOT}/pipelines:/p:ro", cluster.image,
+                "pipeline", "render", "--argo", "/p/credit-risk.toml", "--image", "vane:0.1.0",
+                "--volume-claim", "vane-data", "--mount", "/data", "--set", "work=/data",
+                "--set", "repo=/data/repo/features.toml",
+                "--set", "applications=/data/offline/applications.parquet",
+                "--set", "verdict_rows=/data/offline/joined.parquet",
+                "--set", "store=redis://redis:6379", "--set", "registry=mlflow://mlflow:5000",
+                "--set", "server=http://vane:8080", "--set", "verdict_duration=6s",
+                capture=True).stdout
+    wf = yaml.safe_load(render)["spec"]
+    params = {p["name"]: p["value"] for p in wf["arguments"]["parameters"]}
+    templates = {t["name"]: t for t in wf["templates"]}
+    claim = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in wf["volumes"]}
+    exit_codes, ran = {}, []
+
+    def subst(text, inputs):
+        text = re.sub(r"\{\{workflow\.parameters\.(\w+)\}\}", lambda m: params[m.group(1)], text)
+        text = re.sub(r"\{\{inputs\.parameters\.(\w+)\}\}", lambda m: inputs[m.group(1)], text)
+        return re.sub(r"\{\{steps\.([\w-]+)\.exitCode\}\}",
+                      lambda m: str(exit_codes[m.group(1)]), text)
+
+    def holds(expr):
+        expr = subst(expr, {})
+        if not re.fullmatch(r"[0-9\s=!&|]+", expr):
+            sys.exit(f"k8s-in-docker: unsupported when: {expr}")
+        return bool(eval(expr.replace("&&", " and ").replace("||", " or ")))  # digits and operators only
+
+    for group in templates[wf["entrypoint"]]["steps"]:
+        for step in group:
+            if "when" in step and not holds(step["when"]):
+                print(f"{step['name']}: skipped (when {subst(step['when'], {})})")
+                continue
+            t = templates[step["template"]]
+            c = t["container"]
+            inputs = {p["name"]: subst(p["value"], {})
+                      for p in step.get("arguments", {}).get("parameters", [])}
+            args = cluster.hosts()
+            for m in c.get("volumeMounts", []):
+                args += ["-v", f"{cluster.volume('pvc-' + claim[m['name']])}:{m['mountPath']}"]
+            for e in c.get("env", []):
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                if ref and (ref["name"], ref["key"]) == ("vane-admin", "token"):
+                    args += ["-e", f"{e['name']}={cluster.token}"]
+            argv = [subst(a, inputs) for a in c["command"][1:] + c.get("args", [])]
+            t0 = time.time()
+            code = sh("docker", "run", "--rm", *args, "--entrypoint", c["command"][0],
+                      c["image"], *argv, check=False).returncode
+            exit_codes[step["name"]] = code
+            print(f"{step['name']}: exit {code} ({time.time() - t0:.1f} s)", flush=True)
+            if code != 0 and not step.get("continueOn", {}).get("failed"):
+                sys.exit(f"k8s-in-docker: FAILED: the workflow stopped at {step['name']}")
+            ran.append(step["name"])
+    done = [s for s in ("promote", "rollback") if s in ran]
+    if len(done) != 1:
+        sys.exit(f"k8s-in-docker: FAILED: promote/rollback ran {done}")
+    return done[0]
 
 
 if __name__ == "__main__":

@@ -614,6 +614,10 @@ mod tests {
         );
         assert!(set_canary(&reg, "m", 2, 1.5, false).is_err());
         assert!(set_canary(&reg, "m", 9, 0.5, false).is_err());
+        for shadow in [false, true] {
+            let err = set_canary(&reg, "m", 1, 0.1, shadow).unwrap_err();
+            assert!(err.to_string().contains("champion already"), "{err}");
+        }
         assert_eq!(promote(&reg, "m").unwrap(), 2);
         let p = Registry::policy(&reg, "m").unwrap();
         assert_eq!(
@@ -632,6 +636,24 @@ mod tests {
         );
         assert!(rollback(&reg, "m").is_err(), "no earlier champion");
         assert!(promote(&reg, "m").is_err(), "nothing to promote");
+        // The pipeline's rollout: one candidate as canary and shadow; promoting it leaves no
+        // shadow of the new champion. A shadow of another version stays.
+        set_canary(&reg, "m", 2, 0.1, false).unwrap();
+        set_canary(&reg, "m", 2, 0.0, true).unwrap();
+        assert_eq!(promote(&reg, "m").unwrap(), 2);
+        assert_eq!(
+            Registry::policy(&reg, "m").unwrap(),
+            TrafficPolicy {
+                champion: Some(2),
+                canary: None,
+                canary_weight: 0.0,
+                shadow: None
+            }
+        );
+        set_canary(&reg, "m", 3, 0.1, false).unwrap();
+        set_canary(&reg, "m", 1, 0.0, true).unwrap();
+        assert_eq!(promote(&reg, "m").unwrap(), 3);
+        assert_eq!(Registry::policy(&reg, "m").unwrap().shadow, Some(1));
         let index: IndexFile =
             serde_json::from_slice(&fs::read(tmp.path().join(INDEX)).unwrap()).unwrap();
         assert_eq!(index.models, vec!["m".to_string()]);

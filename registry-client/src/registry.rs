@@ -165,6 +165,12 @@ pub fn set_canary(
         )));
     }
     w.resolve(model, &VersionRef::Number(version))?;
+    if w.aliases(model)?.get(CHAMPION) == Some(&version) {
+        return Err(RegistryError::Invalid(format!(
+            "version {version} of {model:?} is the champion already; a {} of it would compare it with itself",
+            if shadow { "shadow" } else { "canary" }
+        )));
+    }
     if shadow {
         return w.set_alias(model, SHADOW, version);
     }
@@ -176,7 +182,10 @@ pub fn set_canary(
     w.set_alias(model, CANARY, version)
 }
 
-/// Makes the canary (or, without one, the shadow) the champion. Returns the new champion.
+/// Makes the canary (or, without one, the shadow) the champion. Returns the new champion. A
+/// shadow of the same version goes too (the usual rollout sets both for one candidate, and a
+/// champion shadowing itself would score every request twice); a shadow of another version
+/// stays.
 pub fn promote(w: &dyn RegistryWriter, model: &str) -> Result<u64, RegistryError> {
     let aliases = w.aliases(model)?;
     let (alias, next) = match (aliases.get(CANARY), aliases.get(SHADOW)) {
@@ -197,6 +206,9 @@ pub fn promote(w: &dyn RegistryWriter, model: &str) -> Result<u64, RegistryError
     settings.canary_weight = 0.0;
     w.set_alias(model, CHAMPION, next)?;
     w.remove_alias(model, alias)?;
+    if alias == CANARY && aliases.get(SHADOW) == Some(&next) {
+        w.remove_alias(model, SHADOW)?;
+    }
     w.set_traffic_settings(model, &settings)?;
     Ok(next)
 }
