@@ -1,9 +1,10 @@
-//! `vane-exposition`: what the server and the monitor expose about themselves, shared: the
-//! Prometheus text exposition and the log setup.
+//! `vane-exposition`: the process plumbing the server and the monitor share: the Prometheus
+//! text exposition, the log setup and the service runtime.
 //!
 //! [`Exposition`] wraps a process's [`prometheus::Registry`] with the
 //! `process_resident_memory_bytes` gauge (sampled at each scrape) and renders it in the text
-//! format ([`Exposition::render`], [`content_type`]). [`init_logging`] sets up the logs.
+//! format ([`Exposition::render`], [`content_type`]). [`init_logging`] sets up the logs;
+//! [`run_service`] runs a service's main future to an exit code.
 
 use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
 
@@ -21,6 +22,38 @@ pub fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+}
+
+/// Runs `service` on a multi-threaded tokio runtime of `threads` workers named `name`. Exit code
+/// 0 when it returns `Ok`; otherwise 1, with the error and its causes on stderr.
+pub fn run_service<E>(
+    threads: usize,
+    name: &str,
+    service: impl std::future::Future<Output = Result<(), E>>,
+) -> std::process::ExitCode
+where
+    anyhow::Error: From<E>,
+{
+    use std::process::ExitCode;
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(service) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {:#}", anyhow::Error::from(e));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A registry to render, with the process's resident memory gauge registered in it.

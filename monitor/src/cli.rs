@@ -78,23 +78,5 @@ fn serve(args: crate::config::ServeArgs) -> ExitCode {
         }
     };
     tracing::info!(config = %serde_json::to_string(&cfg).unwrap_or_default(), "effective configuration");
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("vane-monitor")
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(crate::run(cfg)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {:#}", anyhow::Error::from(e));
-            ExitCode::FAILURE
-        }
-    }
+    vane_exposition::run_service(2, "vane-monitor", crate::run(cfg))
 }

@@ -17,25 +17,7 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     };
     tracing::info!(config = %serde_json::to_string(&cfg).unwrap_or_default(), "effective configuration");
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cfg.http_threads)
-        .thread_name("vane-http")
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(crate::run(cfg)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {:#}", anyhow::Error::from(e));
-            ExitCode::FAILURE
-        }
-    }
+    vane_exposition::run_service(cfg.http_threads, "vane-http", crate::run(cfg))
 }
 
 /// tract 0.23's tree ensembles build an error value per leaf visit; with `RUST_BACKTRACE=1`
