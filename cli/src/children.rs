@@ -1,9 +1,7 @@
-//! Child processes of `vane demo` (the server and the monitor) and a tiny blocking HTTP GET
-//! for their status endpoints.
+//! Child processes of `vane demo` (the server and the monitor) and a blocking HTTP GET (ureq,
+//! the registry client's HTTP library) for their status endpoints.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -91,50 +89,23 @@ impl Drop for Guarded {
     }
 }
 
-/// `GET http://{addr}{path}`: the status and the body.
+/// `GET http://{addr}{path}`: the status (any) and the body.
 pub fn get(addr: &str, path: &str) -> Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .with_context(|| format!("GET {path}: no HTTP status from {addr}"))?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    Ok((
-        status,
-        if chunked {
-            dechunk(body)
-        } else {
-            body.to_string()
-        },
-    ))
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let url = format!("http://{addr}{path}");
+    let mut reply = agent
+        .get(&url)
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    let body = reply
+        .body_mut()
+        .read_to_string()
+        .with_context(|| format!("GET {url}: reading the body"))?;
+    Ok((reply.status().as_u16(), body))
 }
 
 /// Polls `GET path` until it answers 200, the child dies, or `timeout` passes.
