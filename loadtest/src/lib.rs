@@ -457,15 +457,15 @@ pub fn cli_main(cfg: &Config) -> i32 {
             outcome.exit_code()
         }
         Err(e) => {
-            let e = anyhow::Error::new(e);
-            eprintln!("error: {e:#}");
             // A target that is down or a version that is missing means the canary could not
             // be judged; so does a configuration that cannot run.
-            let code = match e.downcast_ref::<LoadtestError>() {
-                Some(LoadtestError::Write(..) | LoadtestError::Plot(..)) => 1,
+            let code = match e {
+                LoadtestError::Write(..) | LoadtestError::Plot(..) => 1,
                 _ => 2,
             };
-            if let Some(LoadtestError::Target { .. }) = e.downcast_ref::<LoadtestError>() {
+            let target = matches!(e, LoadtestError::Target { .. });
+            eprintln!("error: {:#}", anyhow::Error::new(e));
+            if target {
                 eprintln!("verdict: COULD NOT JUDGE (exit 2)");
             }
             code
