@@ -65,24 +65,21 @@ pub struct Args {
     /// Seed of the random split and the profile's reference sample.
     #[arg(long, default_value_t = 42, env = "VANE_TRAIN_SEED")]
     pub seed: u64,
-    /// Refuse categorical features with more categories than this in the training split.
     /// Train only on this most recent share of the rows, by the time column (e.g. 0.5:
     /// retrain on the newer half).
     #[arg(long, env = "VANE_TRAIN_RECENT")]
     pub recent: Option<f64>,
-
     /// Keep the categorical vocabularies of this version of the model (an alias such as
     /// `champion`, or a number) so the new version can replace it on a running server: its
     /// categories keep their codes, new ones are appended. Skipped, with a note, when the
     /// registry has no such version yet (the first training).
     #[arg(long, env = "VANE_TRAIN_KEEP_VOCABULARY_OF")]
     pub keep_vocabulary_of: Option<String>,
-
     /// Evaluate before publishing: fail (and publish nothing) when the chosen model's test
     /// AUC is below this.
     #[arg(long, env = "VANE_TRAIN_MIN_AUC")]
     pub min_auc: Option<f64>,
-
+    /// Refuse categorical features with more categories than this in the training split.
     #[arg(long, default_value_t = 256, env = "VANE_TRAIN_MAX_CATEGORIES")]
     pub max_categories: usize,
     /// Logistic regression: L2 penalty (objective = mean log-loss + l2/2·‖w‖²).

@@ -498,7 +498,6 @@ fn json_err(e: serde_json::Error) -> TrainError {
     TrainError::Invalid(format!("serializing JSON: {e}"))
 }
 
-/// Trains on `batches` (one table, possibly in several batches with the same columns).
 /// The rows at or after the time column's `1 - share` quantile (ties kept together).
 fn recent_rows(
     batches: &[RecordBatch],
@@ -528,6 +527,7 @@ fn recent_rows(
     Ok(out)
 }
 
+/// Trains on `batches` (one table, possibly in several batches with the same columns).
 pub fn train(batches: &[RecordBatch], spec: &TrainSpec) -> Result<TrainReport, TrainError> {
     spec.validate()?;
     let recent;
