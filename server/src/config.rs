@@ -81,6 +81,10 @@ pub struct Cli {
     /// Longest a request body may take to arrive, in milliseconds (slower → 408).
     #[arg(long, env = "VANE_BODY_READ_TIMEOUT_MS")]
     pub body_read_timeout_ms: Option<u64>,
+    /// Longest a connection may go without a request in progress (idle keep-alive, or a
+    /// request head that never completes), in milliseconds; then it is closed.
+    #[arg(long, env = "VANE_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
     /// Most open client connections; beyond it the accept loop waits for one to close.
     #[arg(long, env = "VANE_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
@@ -156,6 +160,7 @@ pub struct FileConfig {
     pub monitor: Option<String>,
     pub sample_buffer_rows: Option<usize>,
     pub body_read_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
     pub max_connections: Option<usize>,
     pub max_concurrent_requests: Option<usize>,
     pub online_concurrency: Option<usize>,
@@ -306,6 +311,7 @@ impl ModelSettings {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Limits {
     pub body_read_timeout: Duration,
+    pub idle_timeout: Duration,
     pub max_connections: usize,
     pub max_concurrent_requests: usize,
     pub online_concurrency: usize,
@@ -316,6 +322,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             max_concurrent_requests: 1024,
             online_concurrency: 64,
@@ -331,6 +338,7 @@ impl Limits {
                 "body_read_timeout_ms",
                 self.body_read_timeout.as_millis() as usize,
             ),
+            ("idle_timeout_ms", self.idle_timeout.as_millis() as usize),
             ("max_connections", self.max_connections),
             ("max_concurrent_requests", self.max_concurrent_requests),
             ("online_concurrency", self.online_concurrency),
@@ -456,6 +464,11 @@ impl Config {
                 body_read_timeout: Duration::from_millis(
                     cli.body_read_timeout_ms
                         .or(file.body_read_timeout_ms)
+                        .unwrap_or(30_000),
+                ),
+                idle_timeout: Duration::from_millis(
+                    cli.idle_timeout_ms
+                        .or(file.idle_timeout_ms)
                         .unwrap_or(30_000),
                 ),
                 max_connections: cli

@@ -145,8 +145,9 @@ struct Shared {
 }
 
 impl Shared {
-    fn note_arrival(&self) {
-        let now = self.epoch.elapsed().as_nanos() as u64 | 1;
+    /// `at`: the job's enqueue time (already read; no clock read here).
+    fn note_arrival(&self, at: Instant) {
+        let now = at.saturating_duration_since(self.epoch).as_nanos() as u64 | 1;
         let prev = self.last_arrival_ns.swap(now, Ordering::Relaxed);
         if prev != 0 {
             let gap = now.saturating_sub(prev);
@@ -365,7 +366,7 @@ impl Batcher {
 
     fn push(&self, job: Job) -> Result<(), SubmitError> {
         debug_assert!(!job.tensors.is_empty() || job.input.len() == job.rows * self.width);
-        self.shared.note_arrival();
+        self.shared.note_arrival(job.enqueued);
         match &self.tx {
             Some(tx) => tx.try_send(job).map_err(|e| match e {
                 TrySendError::Full(j) => SubmitError::Full(j),
@@ -487,10 +488,14 @@ impl Inline {
         let mut ran = false;
         // One budget for the whole turn, however often the session is re-taken: a request's
         // thread must not be kept combining for as long as the load lasts.
-        let start = Instant::now();
+        // Started by the first batch: most callers find the queue already emptied by another
+        // combiner and read no clock at all.
+        let mut start: Option<Instant> = None;
         let mut batches = 0;
-        let spent = |batches: usize| {
-            budgeted && (batches >= INLINE_BATCHES || start.elapsed() >= INLINE_BUDGET)
+        let spent = |batches: usize, start: Option<Instant>| {
+            budgeted
+                && (batches >= INLINE_BATCHES
+                    || start.is_some_and(|s| s.elapsed() >= INLINE_BUDGET))
         };
         loop {
             let mut held = false;
@@ -502,7 +507,11 @@ impl Inline {
                     Err(std::sync::TryLockError::WouldBlock) => continue,
                 };
                 held = true;
-                while !spent(batches) && self.run_batch(&mut slot) {
+                while !spent(batches, start) {
+                    let Some(at) = self.run_batch(&mut slot) else {
+                        break;
+                    };
+                    start.get_or_insert(at);
                     ran = true;
                     batches += 1;
                 }
@@ -518,7 +527,7 @@ impl Inline {
                 // Busy sessions: their holders re-check the queue after releasing.
                 return ran;
             }
-            if spent(batches) {
+            if spent(batches, start) {
                 // Out of budget: the helper continues on its own thread.
                 self.wake_helper();
                 return ran;
@@ -526,8 +535,8 @@ impl Inline {
         }
     }
 
-    /// Runs one batch of what is queued; false when nothing was.
-    fn run_batch(&self, slot: &mut Slot) -> bool {
+    /// Runs one batch of what is queued; its start time, or `None` when nothing was queued.
+    fn run_batch(&self, slot: &mut Slot) -> Option<Instant> {
         let max_rows = self.ctx.cfg.max_batch_rows.max(1);
         let mut rows = 0;
         let Slot {
@@ -535,9 +544,14 @@ impl Inline {
             buf,
             batch,
         } = slot;
+        // The clock is read once something is queued.
+        let Ok(first) = self.ctx.rx.try_recv() else {
+            return None;
+        };
         let now = Instant::now();
+        let mut next = Some(first);
         while rows < max_rows {
-            let Ok(j) = self.ctx.rx.try_recv() else {
+            let Some(j) = next.take().or_else(|| self.ctx.rx.try_recv().ok()) else {
                 break;
             };
             let Some(j) = admit(j, now, &*self.ctx.observer) else {
@@ -549,7 +563,7 @@ impl Inline {
             // carry slot every combiner checks; max_request_rows bounds the overshoot.
         }
         if batch.is_empty() {
-            return false;
+            return Some(now);
         }
         for j in batch.iter() {
             self.ctx
@@ -557,7 +571,7 @@ impl Inline {
                 .job_started(now.saturating_duration_since(j.enqueued));
         }
         execute(&self.ctx, session, buf, batch, now);
-        true
+        Some(now)
     }
 
     fn helper_loop(&self) {
@@ -1185,10 +1199,12 @@ mod tests {
         assert_eq!(shared.worth_waiting(), None);
         // The moving average follows the arrival gaps.
         shared.arrival_gap_ns.store(0, Ordering::Relaxed);
-        for _ in 0..3 {
-            shared.note_arrival();
+        for us in [1, 3, 5] {
+            shared.note_arrival(shared.epoch + Duration::from_micros(us));
         }
-        assert!(shared.arrival_gap_ns.load(Ordering::Relaxed) > 0);
+        assert_eq!(shared.arrival_gap_ns.load(Ordering::Relaxed), 2_000);
+        shared.note_arrival(shared.epoch + Duration::from_micros(15));
+        assert_eq!(shared.arrival_gap_ns.load(Ordering::Relaxed), 3_000);
     }
 
     proptest! {

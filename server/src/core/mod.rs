@@ -73,6 +73,8 @@ pub struct Answer {
     pub id: Option<String>,
     pub outputs: OutputSelection,
     pub done: JobOutput,
+    /// From the call's start to its answer (what `vane_request_duration_seconds` records).
+    pub total: Duration,
 }
 
 impl Core {
@@ -239,11 +241,12 @@ impl Core {
             .map_err(lookup_err(call.model, call.version))?;
         let m = routed.primary.clone();
         let started = call.started;
-        let result = self.run(&call, routed, body, decode).await;
+        let mut result = self.run(&call, routed, body, decode).await;
         let metrics = &m.observer.metrics;
-        match &result {
-            Ok(_) => {
+        match &mut result {
+            Ok(answer) => {
                 let total = started.elapsed();
+                answer.total = total;
                 metrics.outcome(Outcome::Success);
                 metrics.request_duration.observe(total.as_secs_f64());
                 m.observer.stats.record_total(total);
@@ -377,6 +380,7 @@ impl Core {
             id: decoded.id,
             outputs: decoded.outputs,
             done,
+            total: Duration::ZERO,
         })
     }
 }

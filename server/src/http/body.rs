@@ -1,6 +1,9 @@
 //! Request bodies, read under the server's limits: a byte cap (413, with the rest of the body
 //! drained so the client reads the answer) and a read deadline (408).
 
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -27,7 +30,12 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    tokio::time::timeout(timeout, read_body_within(headers, body, limit))
+    let mut read = pin!(read_body_within(headers, body, limit));
+    // Most bodies arrived with their head: no timer is armed (nor the clock read) for them.
+    if let Poll::Ready(r) = poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
+        return r;
+    }
+    tokio::time::timeout(timeout, read)
         .await
         .unwrap_or_else(|_| {
             Err(ApiError::RequestTimeout(format!(

@@ -135,7 +135,7 @@ where
     h.insert(MODEL_VERSION, m.version_header.clone());
     h.insert(QUEUE_US, number(out.queue.as_micros()));
     h.insert(COMPUTE_US, number(out.compute.as_micros()));
-    h.insert(TOTAL_US, number(started.elapsed().as_micros()));
+    h.insert(TOTAL_US, number(answer.total.as_micros()));
     h.insert(BATCH_ROWS, number(out.batch_rows as u128));
     Ok(resp)
 }

@@ -11,7 +11,7 @@ pub mod response;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -22,11 +22,12 @@ use hyper::header;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use self::infer::Api;
 use self::response::{Resp, error_response, json_response};
@@ -73,12 +74,10 @@ pub async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
-    // The timer enables the header read timeout, so idle half-open requests cannot pin
-    // connections forever.
-    builder
-        .keep_alive(true)
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+    // No hyper timer: its header read timeout arms (and disarms) a timer for every request.
+    // `close_when_idle` enforces the same bound with one timer per connection.
+    builder.keep_alive(true);
+    let idle_timeout = state.core.limits.idle_timeout;
     tokio::pin!(shutdown);
     // One permit per open connection: at the cap, the loop stops accepting (new clients wait
     // in the kernel's backlog) until a connection closes.
@@ -95,18 +94,28 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _peer)) => {
                     let _ = tcp.set_nodelay(true);
-                    let st = state.clone();
-                    let svc = service_fn(move |req| {
-                        let st = st.clone();
-                        async move { Ok::<_, Infallible>(handle(&st, req).await) }
+                    let conn = Arc::new(Connection {
+                        state: state.clone(),
+                        activity: AtomicU64::new(0),
                     });
-                    let conn = graceful.watch(builder.serve_connection(TokioIo::new(tcp), svc));
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
+                    let ctx = conn.clone();
+                    let svc = service_fn(move |req| {
+                        let ctx = ctx.clone();
+                        async move {
+                            ctx.activity.fetch_add(1, Ordering::Relaxed);
+                            let resp = handle(&ctx.state, req).await;
+                            ctx.activity.fetch_add(1, Ordering::Relaxed);
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let served = graceful.watch(builder.serve_connection(TokioIo::new(tcp), svc));
+                    let task = tokio::spawn(async move {
+                        if let Err(e) = served.await {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
                         drop(permit);
                     });
+                    tokio::spawn(close_when_idle(conn, task, idle_timeout));
                 }
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
@@ -123,6 +132,44 @@ pub async fn serve(
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(grace) => tracing::warn!(grace_s = grace.as_secs(), "grace period over; closing remaining connections"),
+    }
+}
+
+/// One client connection.
+struct Connection {
+    state: Arc<HttpState>,
+    /// Bumped when a request's handler starts and again when it ends: odd while one is in
+    /// progress, unchanged while the connection idles.
+    activity: AtomicU64,
+}
+
+/// Closes the connection served by `task` once it has had no request in progress for
+/// `limit` (checked every quarter of it): idle keep-alive connections and request heads that
+/// never complete cannot hold a connection slot for ever. Ends with the connection.
+async fn close_when_idle(conn: Arc<Connection>, mut task: JoinHandle<()>, limit: Duration) {
+    let tick = (limit / 4).max(Duration::from_millis(1));
+    let mut seen = conn.activity.load(Ordering::Relaxed);
+    let mut quiet = Duration::ZERO;
+    loop {
+        tokio::select! {
+            _ = &mut task => return,
+            () = tokio::time::sleep(tick) => {}
+        }
+        let now = conn.activity.load(Ordering::Relaxed);
+        if now != seen || now % 2 == 1 {
+            seen = now;
+            quiet = Duration::ZERO;
+            continue;
+        }
+        quiet += tick;
+        if quiet >= limit {
+            tracing::debug!(
+                idle_ms = limit.as_millis() as u64,
+                "closing a connection with no request in progress (idle_timeout_ms)"
+            );
+            task.abort();
+            return;
+        }
     }
 }
 

@@ -76,6 +76,62 @@ fn a_trickling_body_gets_408_and_others_are_served_meanwhile() {
     assert!(crate::hotswap::metric(&server, "vane_http_responses_total{status=\"408\"}") >= 1.0);
 }
 
+/// True once the server has closed `s` (EOF or reset), within `within`.
+fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) => {
+                return !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn idle_connections_and_unfinished_heads_are_closed_after_the_idle_timeout() {
+    let (dir, _reg) = registry(1);
+    let server = Server::start(
+        dir.path(),
+        &["--backend", "tract", "--idle-timeout-ms", "400"],
+    );
+    // A connection that never sends, and one whose request head never ends (slowloris).
+    let mut silent = TcpStream::connect(server.addr).unwrap();
+    let mut stalled = TcpStream::connect(server.addr).unwrap();
+    stalled
+        .write_all(b"POST /v2/models/credit-risk/infer HTTP/1.1\r\nhost: x\r\n")
+        .unwrap();
+    // Not before the timeout.
+    assert!(!closed_within(&mut silent, Duration::from_millis(200)));
+    // A keep-alive connection in use the whole time is not closed: a request every 100 ms.
+    let body = serde_json::to_vec(&one_row()).unwrap();
+    let mut busy = TcpStream::connect(server.addr).unwrap();
+    busy.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for _ in 0..10 {
+        write!(
+            busy,
+            "POST /v2/models/credit-risk/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        busy.write_all(&body).unwrap();
+        assert_eq!(read_status(&mut busy), 200);
+        // The rest of the response (its body) is small and follows the head at once.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(closed_within(&mut silent, Duration::from_secs(5)));
+    assert!(closed_within(&mut stalled, Duration::from_secs(5)));
+    // Once it stops sending, the busy connection is closed too.
+    assert!(closed_within(&mut busy, Duration::from_secs(5)));
+}
+
 #[test]
 fn past_the_connection_cap_the_server_stops_accepting_until_one_closes() {
     let (dir, _reg) = registry(1);
