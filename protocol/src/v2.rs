@@ -583,6 +583,15 @@ impl Data<'_, '_> {
         });
         r.map_err(|e| fail(self.error, e))
     }
+
+    #[inline]
+    fn emit_num<E: de::Error>(&mut self, x: f64) -> Result<(), E> {
+        let r = self
+            .bufs
+            .spend()
+            .and_then(|()| self.sink.put_num(self.bufs, x));
+        r.map_err(|e| fail(self.error, e))
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Data<'_, '_> {
@@ -617,15 +626,15 @@ impl<'de> Visitor<'de> for Data<'_, '_> {
     }
 
     fn visit_i64<E: de::Error>(mut self, v: i64) -> Result<(), E> {
-        self.emit(Val::Num(v as f64))
+        self.emit_num(v as f64)
     }
 
     fn visit_u64<E: de::Error>(mut self, v: u64) -> Result<(), E> {
-        self.emit(Val::Num(v as f64))
+        self.emit_num(v as f64)
     }
 
     fn visit_f64<E: de::Error>(mut self, v: f64) -> Result<(), E> {
-        self.emit(Val::Num(v))
+        self.emit_num(v)
     }
 
     fn visit_bool<E: de::Error>(mut self, v: bool) -> Result<(), E> {

@@ -42,7 +42,8 @@ fn number(n: u128) -> HeaderValue {
     }
 }
 
-// Header names built at compile time (a `&str` name is converted, and allocated, per insert).
+// Header names built at compile time (a `&str` name is parsed per lookup, and allocated per
+// insert).
 const INFERENCE_HEADER_LENGTH: HeaderName =
     HeaderName::from_static("inference-header-content-length");
 const MODEL_VERSION: HeaderName = HeaderName::from_static("x-vane-model-version");
@@ -50,6 +51,8 @@ const QUEUE_US: HeaderName = HeaderName::from_static("x-vane-queue-us");
 const COMPUTE_US: HeaderName = HeaderName::from_static("x-vane-compute-us");
 const TOTAL_US: HeaderName = HeaderName::from_static("x-vane-total-us");
 const BATCH_ROWS: HeaderName = HeaderName::from_static("x-vane-batch-rows");
+const ROUTE_KEY: HeaderName = HeaderName::from_static("x-vane-route-key");
+const TIMEOUT_MS: HeaderName = HeaderName::from_static("x-vane-timeout-ms");
 const CONTENT_JSON: HeaderValue = HeaderValue::from_static("application/json");
 const CONTENT_BINARY: HeaderValue = HeaderValue::from_static("application/octet-stream");
 
@@ -80,9 +83,7 @@ where
                 })?,
         ),
     };
-    let route_key = headers
-        .get("x-vane-route-key")
-        .map(|v| v.as_bytes().to_vec());
+    let route_key = headers.get(ROUTE_KEY).map(|v| v.as_bytes().to_vec());
     let call = Call {
         model,
         version,
@@ -141,7 +142,7 @@ where
 }
 
 fn header_timeout(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
-    match headers.get("x-vane-timeout-ms") {
+    match headers.get(TIMEOUT_MS) {
         None => Ok(None),
         Some(v) => v
             .to_str()
