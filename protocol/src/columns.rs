@@ -265,22 +265,25 @@ impl<'s> Sink<'s> {
     pub(crate) fn put_num(&mut self, bufs: &mut Buffers, x: f64) -> Result<(), DecodeError> {
         if let (Target::Tensor, Some(w)) = (self.target, self.wire) {
             let c = self.col;
-            let numeric = self
-                .schema
-                .signature
-                .inputs
-                .get(c)
-                .is_some_and(|f| f.kind == FeatureKind::Numeric);
+            let s = self.schema;
             let y = x as f32;
-            // NaN (a missing value) and non-integers on an integer wire take the slow path.
-            if numeric && y.is_finite() && (!w.is_int() || x.trunc() == x) {
+            // NaN (a missing value), non-integers on an integer wire and codes out of range
+            // take the slow path, which reports them. `as i64` (not `trunc`, a libm call)
+            // tests integrality: values this far apart from it do not fit in f32 anyway.
+            let plain = match s.signature.inputs.get(c).map(|f| f.kind) {
+                Some(FeatureKind::Numeric) => {
+                    y.is_finite() && (!w.is_int() || (x.abs() < 1e18 && x as i64 as f64 == x))
+                }
+                Some(FeatureKind::Categorical) => {
+                    let k = s.vocab[c].as_ref().map_or(0, |v| v.len());
+                    x >= 0.0 && x < k as f64 && x as u64 as f64 == x
+                }
+                None => false,
+            };
+            if plain {
                 bufs.tensor.push(y);
                 self.n += 1;
-                self.col = if c + 1 == self.schema.width() {
-                    0
-                } else {
-                    c + 1
-                };
+                self.col = if c + 1 == s.width() { 0 } else { c + 1 };
                 return Ok(());
             }
         }

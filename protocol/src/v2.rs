@@ -24,6 +24,8 @@ use crate::json::{Scalar, Str, fail, finish};
 use crate::schema::Schema;
 use crate::{DecodeError, Decoded, EntityRequest, OutputSelection, Selected};
 
+mod fast;
+
 /// Most dimensions a request shape may have.
 const MAX_RANK: usize = 8;
 
@@ -36,7 +38,7 @@ pub fn decode_infer(
     body: &[u8],
     json_len: Option<usize>,
 ) -> Result<Decoded, DecodeError> {
-    let (json, mut tail) = match json_len {
+    let (json, tail) = match json_len {
         None => (body, &[][..]),
         Some(n) if n <= body.len() => body.split_at(n),
         Some(n) => {
@@ -48,6 +50,14 @@ pub fn decode_infer(
     };
     if let Some(ts) = &schema.tensors {
         return crate::tensors::decode_v2(schema, ts, json, tail, json_len.is_some());
+    }
+    // Plain requests (numbers, names, shapes; no parameters, id, outputs, escapes or binary
+    // part) take a hand-written scanner; anything else, and every error, this parser below.
+    if json_len.is_none()
+        && let Some(ctx) = fast::parse(schema, json)
+        && let Ok(d) = complete(schema, ctx, tail, json_len)
+    {
+        return Ok(d);
     }
     let mut ctx = Ctx {
         schema,
@@ -65,7 +75,17 @@ pub fn decode_infer(
         .deserialize_map(RequestVisitor { ctx: &mut ctx })
         .and_then(|()| de.end());
     finish(parsed, ctx.error.take())?;
+    complete(schema, ctx, tail, json_len)
+}
 
+/// The checks and assembly after parsing: inputs present, binary parts claimed, outputs
+/// selected, the model input built.
+fn complete(
+    schema: &Schema,
+    mut ctx: Ctx<'_, '_>,
+    mut tail: &[u8],
+    json_len: Option<usize>,
+) -> Result<Decoded, DecodeError> {
     if !ctx.saw_inputs {
         return Err(bad("invalid request body: missing field `inputs`"));
     }

@@ -3,6 +3,7 @@
 
 mod decode;
 mod equivalence;
+mod fast_path;
 mod fixture;
 mod reference;
 mod tensors;
