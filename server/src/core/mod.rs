@@ -17,12 +17,12 @@ mod shadow;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
+use tokio::sync::oneshot;
 use vane_protocol::{DecodeError, Decoded, EntityRequest, KeyColumn, OutputSelection, Schema};
 
 pub use error::ApiError;
@@ -42,7 +42,9 @@ pub struct Core {
     pub ready: AtomicBool,
     pub limits: Limits,
     /// Inference requests being read, decoded or awaited (`limits.max_concurrent_requests`).
-    admission: Semaphore,
+    /// A counter, not a semaphore: nobody waits for a slot (past the limit is a 429), and
+    /// giving back a tokio permit takes a lock.
+    in_flight: AtomicUsize,
     /// The online feature store, when configured.
     online: Option<online::OnlineFill>,
     /// Where sampled traffic goes, when a monitor is configured.
@@ -83,7 +85,7 @@ impl Core {
             models: ArcSwap::from_pointee(table),
             metrics,
             ready: AtomicBool::new(false),
-            admission: Semaphore::new(limits.max_concurrent_requests),
+            in_flight: AtomicUsize::new(0),
             limits,
             online: None,
             sampler: None,
@@ -256,13 +258,15 @@ impl Core {
         result
     }
 
-    fn admit(&self) -> Result<SemaphorePermit<'_>, ApiError> {
-        self.admission.try_acquire().map_err(|_| {
-            ApiError::Busy(format!(
-                "server busy: {} inference requests in flight (max_concurrent_requests); retry shortly",
-                self.limits.max_concurrent_requests
-            ))
-        })
+    fn admit(&self) -> Result<Admitted<'_>, ApiError> {
+        let max = self.limits.max_concurrent_requests;
+        if self.in_flight.fetch_add(1, Ordering::Acquire) >= max {
+            self.in_flight.fetch_sub(1, Ordering::Release);
+            return Err(ApiError::Busy(format!(
+                "server busy: {max} inference requests in flight (max_concurrent_requests); retry shortly"
+            )));
+        }
+        Ok(Admitted(&self.in_flight))
     }
 
     async fn run<B, D>(
@@ -382,6 +386,15 @@ impl Core {
             done,
             total: Duration::ZERO,
         })
+    }
+}
+
+/// One admitted request's place under `max_concurrent_requests`, given back on drop.
+struct Admitted<'a>(&'a AtomicUsize);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
     }
 }
 

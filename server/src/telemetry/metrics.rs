@@ -26,6 +26,8 @@ pub struct Metrics {
     model_info: IntGaugeVec,
     model_role: IntGaugeVec,
     http_responses: IntCounterVec,
+    /// `http_responses{status="200"}`, resolved once: nearly every response's.
+    http_ok: IntCounter,
     swaps: IntCounterVec,
     load_failures: IntCounterVec,
     registry_errors: IntCounterVec,
@@ -214,6 +216,7 @@ impl Metrics {
             queue_capacity,
             model_info,
             model_role,
+            http_ok: http_responses.with_label_values(&["200"]),
             http_responses,
             swaps,
             load_failures,
@@ -393,9 +396,13 @@ impl Metrics {
 
     pub fn http_response(&self, status: u16) {
         // Status codes are a small closed set, so the label stays low-cardinality.
-        self.http_responses
-            .with_label_values(&[status.to_string()])
-            .inc();
+        if status == 200 {
+            self.http_ok.inc();
+        } else {
+            self.http_responses
+                .with_label_values(&[status.to_string()])
+                .inc();
+        }
     }
 
     /// Text exposition format.
