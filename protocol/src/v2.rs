@@ -59,17 +59,7 @@ pub fn decode_infer(
     {
         return Ok(d);
     }
-    let mut ctx = Ctx {
-        schema,
-        bufs: Buffers::new(schema),
-        inputs: Vec::new(),
-        saw_inputs: false,
-        id: None,
-        timeout: None,
-        binary_output: false,
-        outputs: None,
-        error: None,
-    };
+    let mut ctx = Ctx::new(schema);
     let mut de = serde_json::Deserializer::from_slice(json);
     let parsed = (&mut de)
         .deserialize_map(RequestVisitor { ctx: &mut ctx })
@@ -197,6 +187,22 @@ struct Ctx<'s, 'de> {
     binary_output: bool,
     outputs: Option<Vec<OutputRequest>>,
     error: Option<DecodeError>,
+}
+
+impl<'s> Ctx<'s, '_> {
+    fn new(schema: &'s Schema) -> Self {
+        Ctx {
+            schema,
+            bufs: Buffers::new(schema),
+            inputs: Vec::new(),
+            saw_inputs: false,
+            id: None,
+            timeout: None,
+            binary_output: false,
+            outputs: None,
+            error: None,
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]

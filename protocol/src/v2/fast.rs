@@ -27,17 +27,7 @@ const MAX_DIGITS: u32 = 19;
 
 /// Parses `json` if it is a plain request; `None` hands it to the full parser.
 pub(super) fn parse<'s, 'de>(schema: &'s Schema, json: &'de [u8]) -> Option<Ctx<'s, 'de>> {
-    let mut ctx = Ctx {
-        schema,
-        bufs: Buffers::new(schema),
-        inputs: Vec::new(),
-        saw_inputs: false,
-        id: None,
-        timeout: None,
-        binary_output: false,
-        outputs: None,
-        error: None,
-    };
+    let mut ctx = Ctx::new(schema);
     let mut sc = Scan { b: json, i: 0 };
     sc.eat(b'{')?;
     loop {
