@@ -2,7 +2,9 @@
 //! (`vane_server::http::handle`, in process: routing, body, decode, batcher, encode, headers),
 //! counted by a global allocator wrapper. Single-row V2 JSON tensor requests against the
 //! example logistic regression, on tract and (when `ORT_DYLIB_PATH` is set) ONNX Runtime. The
-//! requests are built before counting; hyper's connection handling is not included.
+//! requests are built before counting; hyper's connection handling is not included. It also
+//! prints the size of the handler's future: each move of it while it is built and polled is a
+//! copy of that many bytes.
 //!
 //!   ORT_DYLIB_PATH=$(scripts/setup-ort.sh) cargo bench -p vane-benches --bench allocs
 
@@ -109,6 +111,10 @@ fn per_request(label: &str, state: &HttpState, body: &[u8]) {
             .expect("request")
     };
     let n = 20_000;
+    println!(
+        "{label}: the handler's future is {} bytes",
+        std::mem::size_of_val(&handle(state, request()))
+    );
     rt.block_on(async {
         for _ in 0..2_000 {
             assert!(handle(state, request()).await.status().is_success());

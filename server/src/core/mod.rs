@@ -1,10 +1,10 @@
-//! The serving core: one [`Core::infer`] entry point that admits a request, routes it
-//! (champion / canary / shadow), decodes it with the routed version's schema, completes its
+//! The serving core: [`Core::admit`] admits a request and routes it (champion / canary /
+//! shadow); [`Core::infer`] then decodes it with the routed version's schema, completes its
 //! features from the online store, batches and runs it, samples it for the drift monitor,
 //! and records it. Transports (HTTP today) supply the body and the protocol; the core knows
 //! neither sockets nor status codes.
 //!
-//! Principal types: [`Core`], [`Call`] / [`Answer`], [`model::ModelTable`] (the live route
+//! Principal types: [`Core`], [`Call`] / [`Ticket`] / [`Answer`], [`model::ModelTable`] (the live route
 //! table) of [`model::LoadedModel`]s, [`batcher::Batcher`], [`sampler::Sampler`],
 //! [`online::OnlineFill`], [`ApiError`].
 
@@ -15,7 +15,6 @@ pub mod online;
 pub mod sampler;
 mod shadow;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -65,6 +64,17 @@ pub struct Call<'a> {
     /// Other requests may be arriving on this runtime thread right now (more than one
     /// client connection): an inline model lets them queue first, to run as one batch.
     pub concurrent: bool,
+}
+
+/// An admitted, routed request ([`Core::admit`]): owns everything scoring needs, so the
+/// transport's request head can go before the body is awaited. Dropping it gives the
+/// admission slot back.
+pub struct Ticket<'c> {
+    _admitted: Admitted<'c>,
+    routed: Routed,
+    timeout: Option<Duration>,
+    started: Instant,
+    concurrent: bool,
 }
 
 /// A scored request: the version that answered, what the request asked back, and the run.
@@ -227,23 +237,47 @@ impl Core {
         }
     }
 
-    /// Scores one request. `body` yields its bytes (the transport reads them under its own
-    /// limits); `decode` turns them into a model input with the routed version's schema.
-    pub async fn infer<B, D>(&self, call: Call<'_>, body: B, decode: D) -> Result<Answer, ApiError>
-    where
-        B: Future<Output = Result<Bytes, ApiError>>,
-        D: FnOnce(&Schema, &[u8]) -> Result<Decoded, DecodeError>,
-    {
+    /// Admits and routes one request: the first half of scoring, synchronous, so that a
+    /// transport can let go of the request head before the body is awaited. Past `max_concurrent_requests` this is a 429 ([`ApiError::Busy`]).
+    pub fn admit(&self, call: Call<'_>) -> Result<Ticket<'_>, ApiError> {
+        let max = self.limits.max_concurrent_requests;
+        if self.in_flight.fetch_add(1, Ordering::Acquire) >= max {
+            self.in_flight.fetch_sub(1, Ordering::Release);
+            return Err(ApiError::Busy(format!(
+                "server busy: {max} inference requests in flight (max_concurrent_requests); retry shortly"
+            )));
+        }
         // Held while the body is read, decoded and scored: bounds the memory clients can pin.
-        let _admitted = self.admit()?;
+        let admitted = Admitted(&self.in_flight);
         let routed = self
             .models
             .load()
             .get(call.model, call.version, call.route_key)
             .map_err(lookup_err(call.model, call.version))?;
-        let m = routed.primary.clone();
-        let started = call.started;
-        let mut result = self.run(&call, routed, body, decode).await;
+        Ok(Ticket {
+            _admitted: admitted,
+            routed,
+            timeout: call.timeout,
+            started: call.started,
+            concurrent: call.concurrent,
+        })
+    }
+
+    /// Scores an admitted request. `body` is its bytes (the transport read them under its
+    /// own limits, holding the ticket); `decode` turns them into a model input with the
+    /// routed version's schema.
+    pub async fn infer<D>(
+        &self,
+        ticket: Ticket<'_>,
+        body: Bytes,
+        decode: D,
+    ) -> Result<Answer, ApiError>
+    where
+        D: FnOnce(&Schema, &[u8]) -> Result<Decoded, DecodeError>,
+    {
+        let m = ticket.routed.primary.clone();
+        let started = ticket.started;
+        let mut result = self.run(ticket, body, decode).await;
         let metrics = &m.observer.metrics;
         match &mut result {
             Ok(answer) => {
@@ -258,31 +292,19 @@ impl Core {
         result
     }
 
-    fn admit(&self) -> Result<Admitted<'_>, ApiError> {
-        let max = self.limits.max_concurrent_requests;
-        if self.in_flight.fetch_add(1, Ordering::Acquire) >= max {
-            self.in_flight.fetch_sub(1, Ordering::Release);
-            return Err(ApiError::Busy(format!(
-                "server busy: {max} inference requests in flight (max_concurrent_requests); retry shortly"
-            )));
-        }
-        Ok(Admitted(&self.in_flight))
-    }
-
-    async fn run<B, D>(
-        &self,
-        call: &Call<'_>,
-        routed: Routed,
-        body: B,
-        decode: D,
-    ) -> Result<Answer, ApiError>
+    async fn run<D>(&self, ticket: Ticket<'_>, body: Bytes, decode: D) -> Result<Answer, ApiError>
     where
-        B: Future<Output = Result<Bytes, ApiError>>,
         D: FnOnce(&Schema, &[u8]) -> Result<Decoded, DecodeError>,
     {
-        let Routed { primary: m, shadow } = routed;
-        let body = body.await?;
+        let Ticket {
+            _admitted,
+            routed: Routed { primary: m, shadow },
+            timeout: call_timeout,
+            started,
+            concurrent,
+        } = ticket;
         let mut decoded = decode(&m.schema, &body)?;
+        // The body's bytes are not held while the request waits for its batch.
         drop(body);
         if let Some(entities) = decoded.entities.take() {
             let store = self.online.as_ref().ok_or_else(|| {
@@ -297,14 +319,16 @@ impl Core {
                         .join(", ")
                 ))
             })?;
-            store.fill(&m, &entities, &mut decoded.input).await?;
+            // Boxed: the store lookup's state would otherwise widen every request's future
+            // (and each move of it), entity-keyed or not.
+            Box::pin(store.fill(&m, &entities, &mut decoded.input)).await?;
         }
         // The request's own timeout, else the transport's, else the model's default.
         let timeout = decoded
             .timeout
-            .or(call.timeout)
+            .or(call_timeout)
             .or(m.settings.default_timeout());
-        let deadline = timeout.map(|t| call.started + t);
+        let deadline = timeout.map(|t| started + t);
         let (tx, rx) = oneshot::channel();
         let rows = decoded.rows;
         let sampled = self.sampler.is_some() && m.draw_sample();
@@ -333,7 +357,7 @@ impl Core {
             // Let the requests this thread has already read queue theirs, then run them all
             // as one batch here (flat combining; see batcher.rs). With one client there is
             // nobody to wait for: the yield (a trip through the scheduler) only adds latency.
-            if call.concurrent {
+            if concurrent {
                 tokio::task::yield_now().await;
             }
             m.batcher.run_queued();

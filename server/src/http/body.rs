@@ -18,10 +18,18 @@ use crate::core::ApiError;
 const LINGER_BYTES: usize = 64 << 20;
 const LINGER_TIME: Duration = Duration::from_secs(2);
 
+/// The body length a request head declares (`Content-Length`), if any.
+pub(super) fn declared_len(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<u64>().ok())
+}
+
 /// Reads the whole body within `limits.body_read_timeout` (else 408) and `max_body_bytes`
-/// (else 413).
+/// (else 413); `declared` is the head's [`declared_len`].
 pub(super) async fn read_body<B>(
-    headers: &HeaderMap,
+    declared: Option<u64>,
     body: B,
     limit: usize,
     timeout: Duration,
@@ -30,7 +38,7 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let mut read = pin!(read_body_within(headers, body, limit));
+    let mut read = pin!(read_body_within(declared, body, limit));
     // Most bodies arrived with their head: no timer is armed (nor the clock read) for them.
     if let Poll::Ready(r) = poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
         return r;
@@ -45,7 +53,11 @@ where
         })
 }
 
-async fn read_body_within<B>(headers: &HeaderMap, body: B, limit: usize) -> Result<Bytes, ApiError>
+async fn read_body_within<B>(
+    declared: Option<u64>,
+    body: B,
+    limit: usize,
+) -> Result<Bytes, ApiError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -55,10 +67,6 @@ where
             "request body exceeds the {limit}-byte limit (max_body_bytes)"
         ))
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<u64>().ok());
     let mut body = body;
     if declared.is_some_and(|n| n > limit as u64) {
         linger(body);

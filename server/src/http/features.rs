@@ -20,7 +20,7 @@ use hyper::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::HttpState;
-use super::body::read_body;
+use super::body::{declared_len, read_body};
 use super::response::{Resp, json_response};
 use crate::core::ApiError;
 use vane_protocol::KeyColumn;
@@ -50,7 +50,7 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let bytes = read_body(
-        headers,
+        declared_len(headers),
         body,
         state.max_body_bytes,
         state.core.limits.body_read_timeout,

@@ -1,5 +1,6 @@
-//! The inference routes over HTTP: headers and body in, [`Core::infer`], the response encoded
-//! by the request's protocol with the timing headers.
+//! The inference routes over HTTP: the head read and admitted ([`admit`], [`crate::core::Core::admit`]),
+//! then the body scored ([`infer`], [`crate::core::Core::infer`]) and the answer encoded in the request's
+//! protocol with the timing headers.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -12,9 +13,9 @@ use hyper::{HeaderMap, Response};
 use vane_protocol::{decode_infer, decode_records, encode_infer, encode_predictions};
 
 use super::HttpState;
-use super::body::read_body;
+use super::body::{declared_len, read_body};
 use super::response::Resp;
-use crate::core::{ApiError, Call};
+use crate::core::{ApiError, Call, Ticket};
 
 /// Which protocol a route speaks.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -56,18 +57,25 @@ const TIMEOUT_MS: HeaderName = HeaderName::from_static("x-vane-timeout-ms");
 const CONTENT_JSON: HeaderValue = HeaderValue::from_static("application/json");
 const CONTENT_BINARY: HeaderValue = HeaderValue::from_static("application/octet-stream");
 
-pub(super) async fn infer<B>(
-    state: &HttpState,
+/// An admitted inference request ([`admit`]): it holds nothing of the request head, so the
+/// head is dropped before the body is awaited and stays out of the request's future.
+pub(super) struct Admitted<'s> {
+    ticket: Ticket<'s>,
+    api: Api,
+    /// `Inference-Header-Content-Length`: the JSON head's length in a binary request.
+    json_len: Option<usize>,
+    /// `Content-Length`.
+    declared: Option<u64>,
+}
+
+/// Reads what the head says about the request, then admits and routes it in the core.
+pub(super) fn admit<'s>(
+    state: &'s HttpState,
     headers: &HeaderMap,
-    body: B,
     model: &str,
     version: Option<&str>,
     api: Api,
-) -> Result<Resp, ApiError>
-where
-    B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: std::error::Error + Send + Sync + 'static,
-{
+) -> Result<Admitted<'s>, ApiError> {
     let started = Instant::now();
     let timeout = header_timeout(headers)?;
     let json_len = match headers.get(INFERENCE_HEADER_LENGTH) {
@@ -83,24 +91,50 @@ where
                 })?,
         ),
     };
-    let route_key = headers.get(ROUTE_KEY).map(|v| v.as_bytes().to_vec());
-    let call = Call {
+    let ticket = state.core.admit(Call {
         model,
         version,
-        route_key: route_key.as_deref(),
+        route_key: headers.get(ROUTE_KEY).map(HeaderValue::as_bytes),
         timeout,
         started,
         concurrent: state.open_connections() > 1,
-    };
+    })?;
+    Ok(Admitted {
+        ticket,
+        api,
+        json_len,
+        declared: declared_len(headers),
+    })
+}
+
+/// Reads the body of an admitted request, scores it, and encodes the answer in the
+/// request's protocol with the timing headers.
+pub(super) async fn infer<B>(
+    state: &HttpState,
+    req: Admitted<'_>,
+    body: B,
+) -> Result<Resp, ApiError>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let Admitted {
+        ticket,
+        api,
+        json_len,
+        declared,
+    } = req;
+    // Read under the ticket: the admission limit counts requests whose bodies are arriving.
     let body = read_body(
-        headers,
+        declared,
         body,
         state.max_body_bytes,
         state.core.limits.body_read_timeout,
-    );
+    )
+    .await?;
     let answer = state
         .core
-        .infer(call, body, |schema, bytes| match api {
+        .infer(ticket, body, |schema, bytes| match api {
             Api::V2 => decode_infer(schema, bytes, json_len),
             Api::V1 => decode_records(schema, bytes),
         })
@@ -121,24 +155,58 @@ where
         ),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));
-    let h = resp.headers_mut();
-    // Sized once for every header below: no regrowth per response.
-    h.reserve(8);
-    match json_len {
-        None => {
-            h.insert(header::CONTENT_TYPE, CONTENT_JSON);
-        }
-        Some(n) => {
-            h.insert(header::CONTENT_TYPE, CONTENT_BINARY);
-            h.insert(INFERENCE_HEADER_LENGTH, HeaderValue::from(n));
-        }
-    }
-    h.insert(MODEL_VERSION, m.version_header.clone());
-    h.insert(QUEUE_US, number(out.queue.as_micros()));
-    h.insert(COMPUTE_US, number(out.compute.as_micros()));
-    h.insert(TOTAL_US, number(answer.total.as_micros()));
-    h.insert(BATCH_ROWS, number(out.batch_rows as u128));
+    *resp.headers_mut() = response_headers(
+        json_len,
+        [
+            m.version_header.clone(),
+            number(out.queue.as_micros()),
+            number(out.compute.as_micros()),
+            number(answer.total.as_micros()),
+            number(out.batch_rows as u128),
+        ],
+    );
     Ok(resp)
+}
+
+/// The timing headers, in the order [`response_headers`] takes their values.
+const TIMING: [HeaderName; 5] = [MODEL_VERSION, QUEUE_US, COMPUTE_US, TOTAL_US, BATCH_ROWS];
+
+/// An inference response's headers: `Content-Type` (and, for a binary body,
+/// `Inference-Header-Content-Length`), then the [`TIMING`] headers with `values`.
+///
+/// Cloned from a map built once and filled in by position: no name is hashed per response,
+/// and the clone's two allocations are sized to fit (a map grown by inserts takes a block
+/// too large for the allocator's per-thread cache).
+fn response_headers(json_len: Option<usize>, values: [HeaderValue; 5]) -> HeaderMap {
+    static TEMPLATES: OnceLock<[HeaderMap; 2]> = OnceLock::new();
+    let [json, binary] = TEMPLATES.get_or_init(|| {
+        let build = |lead: &[(HeaderName, HeaderValue)]| {
+            let mut h = HeaderMap::with_capacity(lead.len() + TIMING.len());
+            for (name, value) in lead {
+                h.insert(name.clone(), value.clone());
+            }
+            for name in TIMING {
+                h.insert(name, HeaderValue::from_static("0"));
+            }
+            h
+        };
+        [
+            build(&[(header::CONTENT_TYPE, CONTENT_JSON)]),
+            build(&[
+                (header::CONTENT_TYPE, CONTENT_BINARY),
+                (INFERENCE_HEADER_LENGTH, HeaderValue::from_static("0")),
+            ]),
+        ]
+    });
+    let mut h = match json_len {
+        None => json.clone(),
+        Some(_) => binary.clone(),
+    };
+    let length = json_len.map(HeaderValue::from);
+    for (slot, value) in h.values_mut().skip(1).zip(length.into_iter().chain(values)) {
+        *slot = value;
+    }
+    h
 }
 
 fn header_timeout(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
@@ -155,5 +223,42 @@ fn header_timeout(headers: &HeaderMap) -> Result<Option<Duration>, ApiError> {
                     "header x-vane-timeout-ms must be a positive integer (milliseconds)".into(),
                 )
             }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values() -> [HeaderValue; 5] {
+        ["7", "11", "13", "17", "19"].map(HeaderValue::from_static)
+    }
+
+    #[test]
+    fn json_response_headers_carry_each_value_under_its_name() {
+        let h = response_headers(None, values());
+        assert_eq!(h.len(), 6);
+        assert_eq!(h[header::CONTENT_TYPE], "application/json");
+        assert_eq!(h[MODEL_VERSION], "7");
+        assert_eq!(h[QUEUE_US], "11");
+        assert_eq!(h[COMPUTE_US], "13");
+        assert_eq!(h[TOTAL_US], "17");
+        assert_eq!(h[BATCH_ROWS], "19");
+        assert!(h.get(INFERENCE_HEADER_LENGTH).is_none());
+    }
+
+    #[test]
+    fn binary_response_headers_add_the_json_head_length() {
+        let h = response_headers(Some(1234), values());
+        assert_eq!(h.len(), 7);
+        assert_eq!(h[header::CONTENT_TYPE], "application/octet-stream");
+        assert_eq!(h[INFERENCE_HEADER_LENGTH], "1234");
+        assert_eq!(h[MODEL_VERSION], "7");
+        assert_eq!(h[BATCH_ROWS], "19");
+        // The template itself is untouched.
+        assert_eq!(
+            response_headers(Some(5), values())[INFERENCE_HEADER_LENGTH],
+            "5"
+        );
     }
 }

@@ -174,14 +174,44 @@ async fn close_when_idle(conn: Arc<Connection>, mut task: JoinHandle<()>, limit:
 }
 
 /// Routes one request; every error becomes a JSON response here.
-pub async fn handle<B>(state: &HttpState, req: Request<B>) -> Resp
+///
+/// The head is routed (and an inference request admitted) when this is called; the returned
+/// future holds only what the handler awaits, not the request head. Futures are moved (copied)
+/// as they are built and polled: a small one keeps that cheap.
+pub fn handle<'s, B>(state: &'s HttpState, req: Request<B>) -> impl Future<Output = Resp> + 's
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let resp = route(state, req).await.unwrap_or_else(error_response);
-    state.core.metrics.http_response(resp.status().as_u16());
-    resp
+    let next = route(state, req);
+    async move {
+        let resp = match next {
+            Ok(Next::Done(resp)) => Ok(resp),
+            Ok(Next::Infer(admitted, body)) => infer::infer(state, admitted, body).await,
+            Ok(Next::Features(headers, body)) => features::read(state, &headers, body).await,
+            Ok(Next::Index) => admin::repository_index(state).await,
+            Ok(Next::Change(model, action)) => {
+                admin::repository_change(state, &model, action).await
+            }
+            Err(e) => Err(e),
+        }
+        .unwrap_or_else(error_response);
+        state.core.metrics.http_response(resp.status().as_u16());
+        resp
+    }
+}
+
+/// What a routed request still needs once its head is gone.
+enum Next<'s, B> {
+    /// Answered from the head alone.
+    Done(Resp),
+    /// An admitted inference request and its body.
+    Infer(infer::Admitted<'s>, B),
+    Features(hyper::HeaderMap, B),
+    /// `POST /v2/repository/index`, authorized.
+    Index,
+    /// `POST /v2/repository/models/{model}/{load|unload}`, authorized.
+    Change(String, &'static str),
 }
 
 fn require(method: &Method, want: Method, allow: &'static str, path: &str) -> Result<(), ApiError> {
@@ -198,7 +228,7 @@ fn require(method: &Method, want: Method, allow: &'static str, path: &str) -> Re
 /// Longest path routed (`/v2/models/{m}/versions/{v}/infer` has 6 segments).
 const MAX_SEGMENTS: usize = 8;
 
-async fn route<B>(state: &HttpState, req: Request<B>) -> Result<Resp, ApiError>
+fn route<B>(state: &HttpState, req: Request<B>) -> Result<Next<'_, B>, ApiError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -218,7 +248,7 @@ where
     }
     let get = |m: &Method| require(m, Method::GET, "GET", path);
     let post = |m: &Method| require(m, Method::POST, "POST", path);
-    match &segs[..n] {
+    let resp = match &segs[..n] {
         ["v2", "health", "live"] => {
             get(&method)?;
             Ok(json_response(StatusCode::OK, json!({ "live": true })))
@@ -270,16 +300,18 @@ where
         }
         ["v2", "models", m, "infer"] => {
             post(&method)?;
-            infer::infer(state, &parts.headers, body, m, None, Api::V2).await
+            let admitted = infer::admit(state, &parts.headers, m, None, Api::V2)?;
+            return Ok(Next::Infer(admitted, body));
         }
         ["v2", "models", m, "versions", v, "infer"] => {
             post(&method)?;
-            infer::infer(state, &parts.headers, body, m, Some(v), Api::V2).await
+            let admitted = infer::admit(state, &parts.headers, m, Some(v), Api::V2)?;
+            return Ok(Next::Infer(admitted, body));
         }
         ["v2", "repository", "index"] => {
             post(&method)?;
             admin::authorize(state, &parts.headers)?;
-            admin::repository_index(state).await
+            return Ok(Next::Index);
         }
         [
             "v2",
@@ -290,16 +322,18 @@ where
         ] => {
             post(&method)?;
             admin::authorize(state, &parts.headers)?;
-            admin::repository_change(state, m, action).await
+            let action = if *action == "load" { "load" } else { "unload" };
+            return Ok(Next::Change(m.to_string(), action));
         }
         ["v1", "features"] => {
             post(&method)?;
-            features::read(state, &parts.headers, body).await
+            return Ok(Next::Features(parts.headers, body));
         }
         ["v1", "models", m] if m.ends_with(":predict") => {
             post(&method)?;
             let m = m.trim_end_matches(":predict");
-            infer::infer(state, &parts.headers, body, m, None, Api::V1).await
+            let admitted = infer::admit(state, &parts.headers, m, None, Api::V1)?;
+            return Ok(Next::Infer(admitted, body));
         }
         ["metrics"] => {
             get(&method)?;
@@ -317,7 +351,8 @@ where
                 .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
         }
         _ => Err(ApiError::NotFound(format!("no route for {method} {path}"))),
-    }
+    };
+    resp.map(Next::Done)
 }
 
 fn model_metadata(state: &HttpState, model: &str, version: Option<&str>) -> Result<Resp, ApiError> {
