@@ -6,32 +6,43 @@
 # /proc/PID/stat over a window in the middle of each run; also prints the syscalls per
 # request when `perf` can read the syscall tracepoints.
 #
-#   benches/run-cpu.sh        (ROUNDS=3, DURATION=6 s per run)
+#   benches/run-cpu.sh        (ROUNDS=3, DURATION=6 s per run, CLIENT=wrk|loadtest,
+#                              BEFORE=path/to/an/older/vane-server to compare with)
 #
-# Needs target/release/{vane-server,vane-models,hello,naive}, ONNX Runtime
-# (scripts/setup-ort.sh) and wrk.
+# Needs target/release/{vane-server,vane-models,hello,naive} (and vane-loadtest for
+# CLIENT=loadtest), ONNX Runtime (scripts/setup-ort.sh) and, for CLIENT=wrk, wrk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rounds="${ROUNDS:-3}"
 dur="${DURATION:-6}"
+client="${CLIENT:-wrk}"
 . benches/lib.sh
 "$bin/vane-models" example --registry "$tmp/lr" >/dev/null
 hz=$(getconf CLK_TCK)
 window=$((dur - 2))
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), wrk -t1 -c32, ${dur}s per run, ${window}s CPU window"
+echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), client $client (1 thread, 32 connections), ${dur}s per run, ${window}s CPU window"
+servers=(hello naive vane)
+[ -n "${BEFORE:-}" ] && servers+=(before)
 for r in $(seq 1 "$rounds"); do
-  for s in hello naive vane; do
+  for s in "${servers[@]}"; do
     case $s in
       hello) pin_start 0 "$bin/hello" 127.0.0.1:0 1 ;;
       naive) pin_start 0 "$bin/naive" "$tmp/lr/credit-risk/versions/1/model.onnx" 127.0.0.1:0 1 ;;
       vane) pin_start 0 "$bin/vane-server" --registry "$tmp/lr" --addr 127.0.0.1:0 --backend ort \
         --http-threads 1 --workers 1 ;;
+      before) pin_start 0 "$BEFORE" --registry "$tmp/lr" --addr 127.0.0.1:0 --backend ort \
+        --http-threads 1 --workers 1 ;;
     esac
     url="http://$addr/v2/models/credit-risk/infer"
-    WRK_BODY_FILE="$tmp/row.json" taskset -c 1 wrk -t1 -c32 -d"${dur}s" -s benches/wrk/post.lua "$url" \
-      > "$tmp/wrk" &
+    if [ "$client" = wrk ]; then
+      WRK_BODY_FILE="$tmp/row.json" taskset -c 1 wrk -t1 -c32 -d"${dur}s" -s benches/wrk/post.lua "$url" \
+        > "$tmp/wrk" &
+    else
+      taskset -c 1 "$bin/vane-loadtest" --body "$tmp/row.json" --target "$url" -c 32 -d "${dur}s" \
+        --progress off > "$tmp/wrk" &
+    fi
     wrk_pid=$!
     sleep 1
     a=$(awk '{print $14, $15}' "/proc/$pid/stat")
@@ -39,7 +50,11 @@ for r in $(seq 1 "$rounds"); do
       awk -F, '/raw_syscalls/ {print $1}' || true)
     b=$(awk '{print $14, $15}' "/proc/$pid/stat")
     wait "$wrk_pid"
-    rps=$(awk '/^Requests\/sec/ {print $2}' "$tmp/wrk")
+    if [ "$client" = wrk ]; then
+      rps=$(awk '/^Requests\/sec/ {print $2}' "$tmp/wrk")
+    else
+      rps=$(achieved < "$tmp/wrk")
+    fi
     echo "$a $b" | awk -v r="$rps" -v w="$window" -v hz="$hz" -v s="$s" -v round="$r" -v sc="${sc:-}" '{
       n = r * w; u = ($3 - $1) / hz * 1e6 / n; k = ($4 - $2) / hz * 1e6 / n
       printf "round %s  %-6s %8.0f req/s  user %5.2f us/req  kernel %5.2f us/req  total %5.2f", round, s, r, u, k, u + k

@@ -6,8 +6,9 @@
 //!   error → status in [`http::response`]);
 //! - [`control`]: the control plane ([`control::Watcher`]: registry sync, load, verify, warm,
 //!   swap the route table);
-//! - [`core`]: the serving core ([`core::Core::infer`]: admit, route, decode with the
-//!   `vane_protocol` codecs, complete from the online store, batch, run, sample, record);
+//! - [`core`]: the serving core ([`core::Core::admit`]: admit, route; [`core::Core::infer`]:
+//!   decode with the `vane_protocol` codecs, complete from the online store, batch, run,
+//!   sample, record);
 //! - [`backend`]: ONNX Runtime and tract behind [`backend::Engine`] / [`backend::Session`];
 //! - [`telemetry`]: Prometheus families, label enums, HDR stats; [`config`]: flags, env, TOML.
 //!
