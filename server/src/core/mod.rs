@@ -4,9 +4,9 @@
 //! and records it. Transports (HTTP today) supply the body and the protocol; the core knows
 //! neither sockets nor status codes.
 //!
-//! Principal types: [`Core`], [`Call`] / [`Ticket`] / [`Answer`], [`model::ModelTable`] (the live route
-//! table) of [`model::LoadedModel`]s, [`batcher::Batcher`], [`sampler::Sampler`],
-//! [`online::OnlineFill`], [`ApiError`].
+//! Principal types: [`Core`], [`Call`] / [`Ticket`] / [`Answer`], [`model::ModelTable`]
+//! (the live route table) of [`model::LoadedModel`]s, [`batcher::Batcher`],
+//! [`sampler::Sampler`], [`online::OnlineFill`], [`ApiError`].
 
 pub mod batcher;
 mod error;
@@ -238,7 +238,8 @@ impl Core {
     }
 
     /// Admits and routes one request: the first half of scoring, synchronous, so that a
-    /// transport can let go of the request head before the body is awaited. Past `max_concurrent_requests` this is a 429 ([`ApiError::Busy`]).
+    /// transport can let go of the request head before the body is awaited. Past
+    /// `max_concurrent_requests` this is a 429 ([`ApiError::Busy`]).
     pub fn admit(&self, call: Call<'_>) -> Result<Ticket<'_>, ApiError> {
         let max = self.limits.max_concurrent_requests;
         if self.in_flight.fetch_add(1, Ordering::Acquire) >= max {

@@ -72,10 +72,10 @@ pub(super) async fn repository_index(state: &HttpState) -> Result<Resp, ApiError
 pub(super) async fn repository_change(
     state: &HttpState,
     model: &str,
-    action: &str,
+    load: bool,
 ) -> Result<Resp, ApiError> {
     let dropped = || ApiError::Internal("the registry watcher dropped the request".into());
-    if action == "load" {
+    if load {
         let (reply, rx) = oneshot::channel();
         control(state, Command::Load(model.to_string(), reply))?;
         let index = rx

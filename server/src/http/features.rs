@@ -15,12 +15,12 @@
 //! `event_timestamps`.
 
 use bytes::Bytes;
+use hyper::StatusCode;
 use hyper::body::Body;
-use hyper::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::HttpState;
-use super::body::{declared_len, read_body};
+use super::body::read_body;
 use super::response::{Resp, json_response};
 use crate::core::ApiError;
 use vane_protocol::KeyColumn;
@@ -42,7 +42,7 @@ struct Request {
 
 pub(super) async fn read<B>(
     state: &HttpState,
-    headers: &HeaderMap,
+    declared: Option<u64>,
     body: B,
 ) -> Result<Resp, ApiError>
 where
@@ -50,7 +50,7 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let bytes = read_body(
-        declared_len(headers),
+        declared,
         body,
         state.max_body_bytes,
         state.core.limits.body_read_timeout,

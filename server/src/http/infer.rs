@@ -1,6 +1,7 @@
-//! The inference routes over HTTP: the head read and admitted ([`admit`], [`crate::core::Core::admit`]),
-//! then the body scored ([`infer`], [`crate::core::Core::infer`]) and the answer encoded in the request's
-//! protocol with the timing headers.
+//! The inference routes over HTTP: the head read and admitted ([`admit`],
+//! [`crate::core::Core::admit`]), then the body read and scored ([`infer`],
+//! [`crate::core::Core::infer`]) and the answer encoded in the request's protocol with the
+//! timing headers.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

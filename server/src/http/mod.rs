@@ -188,11 +188,9 @@ where
         let resp = match next {
             Ok(Next::Done(resp)) => Ok(resp),
             Ok(Next::Infer(admitted, body)) => infer::infer(state, admitted, body).await,
-            Ok(Next::Features(headers, body)) => features::read(state, &headers, body).await,
+            Ok(Next::Features(declared, body)) => features::read(state, declared, body).await,
             Ok(Next::Index) => admin::repository_index(state).await,
-            Ok(Next::Change(model, action)) => {
-                admin::repository_change(state, &model, action).await
-            }
+            Ok(Next::Change { model, load }) => admin::repository_change(state, &model, load).await,
             Err(e) => Err(e),
         }
         .unwrap_or_else(error_response);
@@ -207,11 +205,12 @@ enum Next<'s, B> {
     Done(Resp),
     /// An admitted inference request and its body.
     Infer(infer::Admitted<'s>, B),
-    Features(hyper::HeaderMap, B),
+    /// A feature read: the head's declared body length, and the body.
+    Features(Option<u64>, B),
     /// `POST /v2/repository/index`, authorized.
     Index,
     /// `POST /v2/repository/models/{model}/{load|unload}`, authorized.
-    Change(String, &'static str),
+    Change { model: String, load: bool },
 }
 
 fn require(method: &Method, want: Method, allow: &'static str, path: &str) -> Result<(), ApiError> {
@@ -322,12 +321,17 @@ where
         ] => {
             post(&method)?;
             admin::authorize(state, &parts.headers)?;
-            let action = if *action == "load" { "load" } else { "unload" };
-            return Ok(Next::Change(m.to_string(), action));
+            return Ok(Next::Change {
+                model: m.to_string(),
+                load: *action == "load",
+            });
         }
         ["v1", "features"] => {
             post(&method)?;
-            return Ok(Next::Features(parts.headers, body));
+            return Ok(Next::Features(
+                self::body::declared_len(&parts.headers),
+                body,
+            ));
         }
         ["v1", "models", m] if m.ends_with(":predict") => {
             post(&method)?;
