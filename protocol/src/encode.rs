@@ -1,8 +1,6 @@
 //! Response bodies: OIP v2 JSON (with binary outputs) and v1 predictions, written straight
 //! into one buffer.
 
-use std::fmt::Write as _;
-
 use crate::OutputSelection;
 use crate::binary;
 use crate::schema::Schema;
@@ -11,6 +9,21 @@ use crate::tensor::{Output, TensorData};
 fn write_json_str(buf: &mut Vec<u8>, s: &str) {
     // Serializing a &str cannot fail.
     let _ = serde_json::to_writer(&mut *buf, s);
+}
+
+/// An integer as JSON, without the formatting machinery of `write!` (a response has a few).
+fn write_uint(buf: &mut Vec<u8>, n: usize) {
+    let _ = serde_json::to_writer(&mut *buf, &n);
+}
+
+/// Comma-separated dimensions (inside a shape's brackets).
+fn write_dims(buf: &mut Vec<u8>, dims: impl Iterator<Item = usize>) {
+    for (i, d) in dims.enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        write_uint(buf, d);
+    }
 }
 
 fn write_data(buf: &mut Vec<u8>, data: &TensorData) {
@@ -51,33 +64,22 @@ pub fn encode_infer(
         }
         buf.extend_from_slice(b"{\"name\":");
         write_json_str(&mut buf, &meta.name);
-        let _ = write!(
-            DisplayBuf(&mut buf),
-            ",\"datatype\":\"{}\",\"shape\":[",
-            outputs[ix].data.dtype().oip_name()
-        );
+        buf.extend_from_slice(b",\"datatype\":\"");
+        buf.extend_from_slice(outputs[ix].data.dtype().oip_name().as_bytes());
+        buf.extend_from_slice(b"\",\"shape\":[");
         match &outputs[ix].shape {
             // A tensor model's output, as the runtime shaped it.
-            Some(shape) => {
-                for (i, d) in shape.iter().enumerate() {
-                    let sep = if i > 0 { "," } else { "" };
-                    let _ = write!(DisplayBuf(&mut buf), "{sep}{d}");
-                }
-            }
-            None => {
-                let _ = write!(DisplayBuf(&mut buf), "{rows}");
-                for d in &meta.row_shape {
-                    let _ = write!(DisplayBuf(&mut buf), ",{d}");
-                }
-            }
+            Some(shape) => write_dims(&mut buf, shape.iter().copied()),
+            None => write_dims(
+                &mut buf,
+                std::iter::once(rows).chain(meta.row_shape.iter().copied()),
+            ),
         }
         if binary {
             any_binary = true;
-            let size = binary::size(&outputs[ix].data);
-            let _ = write!(
-                DisplayBuf(&mut buf),
-                "],\"parameters\":{{\"binary_data_size\":{size}}}}}"
-            );
+            buf.extend_from_slice(b"],\"parameters\":{\"binary_data_size\":");
+            write_uint(&mut buf, binary::size(&outputs[ix].data));
+            buf.extend_from_slice(b"}}");
         } else {
             buf.extend_from_slice(b"],\"data\":");
             write_data(&mut buf, &outputs[ix].data);
@@ -139,12 +141,4 @@ fn write_row(buf: &mut Vec<u8>, schema: &Schema, outputs: &[Output], ix: usize, 
         Some(row) => serde_json::to_writer(&mut *buf, row),
         None => serde_json::to_writer(&mut *buf, &()),
     });
-}
-
-struct DisplayBuf<'a>(&'a mut Vec<u8>);
-impl std::fmt::Write for DisplayBuf<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
 }
