@@ -160,7 +160,7 @@ fn unsorted_nan_input_to_the_sorted_ks_terminates() {
 
 #[test]
 fn exact_rounding_past_one_falls_back_to_the_asymptotic_p_as_scipy_does() {
-    // Found by the symmetry property above. scipy 1.17: `ks_2samp([0, 13.5, 0, 71.9, 0],
+    // Found by the symmetry property above. scipy 1.17.1: `ks_2samp([0, 13.5, 0, 71.9, 0],
     // [0, 0, 95.5, 0, 0])` warns "Exact calculation unsuccessful" (the exact p for n = 5,
     // h = 1 is 1.0000000000000002) and returns D = 0.2, p = 1.0 by the asymptotic method.
     let a = sorted(vec![0.0, 13.534231959570102, 0.0, 71.91229708325054, 0.0]);
