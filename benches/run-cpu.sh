@@ -7,7 +7,8 @@
 # request when `perf` can read the syscall tracepoints.
 #
 #   benches/run-cpu.sh        (ROUNDS=3, DURATION=6 s per run, CLIENT=wrk|loadtest,
-#                              BEFORE=path/to/an/older/vane-server to compare with)
+#                              BEFORE=path/to/an/older/vane-server to compare with,
+#                              MODELS=path/to/another/vane-models to serve its exports)
 #
 # Needs target/release/{vane-server,vane-models,hello,naive} (and vane-loadtest for
 # CLIENT=loadtest), ONNX Runtime (scripts/setup-ort.sh) and, for CLIENT=wrk, wrk.
@@ -18,7 +19,9 @@ rounds="${ROUNDS:-3}"
 dur="${DURATION:-6}"
 client="${CLIENT:-wrk}"
 . benches/lib.sh
-"$bin/vane-models" example --registry "$tmp/lr" >/dev/null
+# The exporter of the models served (MODELS=path/to/another/vane-models to compare exports).
+models="${MODELS:-$bin/vane-models}"
+"$models" example --registry "$tmp/lr" >/dev/null
 hz=$(getconf CLK_TCK)
 window=$((dur - 2))
 

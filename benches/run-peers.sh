@@ -7,7 +7,8 @@
 # client thread; runs are interleaved over rounds and compared as ratios within a round.
 #
 #   benches/run-peers.sh      (DURATION=8 s per run, ROUNDS=2, CLIENT=loadtest|wrk,
-#                              BEFORE=path/to/an/older/vane-server to compare with)
+#                              BEFORE=path/to/an/older/vane-server to compare with,
+#                              MODELS=path/to/another/vane-models to serve its exports)
 #
 # Needs target/release/{vane-server,vane-models,vane-loadtest,hello,naive}
 #   (cargo build --release -p vane-server -p vane-models -p vane-loadtest -p vane-benches --bins),
@@ -19,9 +20,11 @@ dur="${DURATION:-8}"
 rounds="${ROUNDS:-2}"
 client="${CLIENT:-loadtest}"
 . benches/lib.sh
+# The exporter of the models served (MODELS=path/to/another/vane-models to compare exports).
+models="${MODELS:-$bin/vane-models}"
 
-"$bin/vane-models" example --registry "$tmp/lr" >/dev/null
-"$bin/vane-models" mlp --registry "$tmp/mlp" --name credit-risk --width 256 --depth 2 >/dev/null
+"$models" example --registry "$tmp/lr" >/dev/null
+"$models" mlp --registry "$tmp/mlp" --name credit-risk --width 256 --depth 2 >/dev/null
 start() { pin_start 0 "$@"; }
 stop() { pin_stop; }
 
