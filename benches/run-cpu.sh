@@ -8,7 +8,8 @@
 #
 #   benches/run-cpu.sh        (ROUNDS=3, DURATION=6 s per run, CLIENT=wrk|loadtest,
 #                              BEFORE=path/to/an/older/vane-server to compare with,
-#                              MODELS=path/to/another/vane-models to serve its exports)
+#                              BEFORE_MODELS=path/to/an/older/vane-models: "before" serves its
+#                              exports, by BEFORE or this tree's vane-server)
 #
 # Needs target/release/{vane-server,vane-models,hello,naive} (and vane-loadtest for
 # CLIENT=loadtest), ONNX Runtime (scripts/setup-ort.sh) and, for CLIENT=wrk, wrk.
@@ -19,9 +20,10 @@ rounds="${ROUNDS:-3}"
 dur="${DURATION:-6}"
 client="${CLIENT:-wrk}"
 . benches/lib.sh
-# The exporter of the models served (MODELS=path/to/another/vane-models to compare exports).
-models="${MODELS:-$bin/vane-models}"
-"$models" example --registry "$tmp/lr" >/dev/null
+"$bin/vane-models" example --registry "$tmp/lr" >/dev/null
+# "before" serves $tmp/before-lr: the same models, or BEFORE_MODELS's exports of them.
+"${BEFORE_MODELS:-$bin/vane-models}" example --registry "$tmp/before-lr" >/dev/null
+[ -n "${BEFORE_MODELS:-}" ] && BEFORE="${BEFORE:-$bin/vane-server}"
 hz=$(getconf CLK_TCK)
 window=$((dur - 2))
 
@@ -35,7 +37,7 @@ for r in $(seq 1 "$rounds"); do
       naive) pin_start 0 "$bin/naive" "$tmp/lr/credit-risk/versions/1/model.onnx" 127.0.0.1:0 1 ;;
       vane) pin_start 0 "$bin/vane-server" --registry "$tmp/lr" --addr 127.0.0.1:0 --backend ort \
         --http-threads 1 --workers 1 ;;
-      before) pin_start 0 "$BEFORE" --registry "$tmp/lr" --addr 127.0.0.1:0 --backend ort \
+      before) pin_start 0 "$BEFORE" --registry "$tmp/before-lr" --addr 127.0.0.1:0 --backend ort \
         --http-threads 1 --workers 1 ;;
     esac
     url="http://$addr/v2/models/credit-risk/infer"

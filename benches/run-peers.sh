@@ -8,7 +8,8 @@
 #
 #   benches/run-peers.sh      (DURATION=8 s per run, ROUNDS=2, CLIENT=loadtest|wrk,
 #                              BEFORE=path/to/an/older/vane-server to compare with,
-#                              MODELS=path/to/another/vane-models to serve its exports)
+#                              BEFORE_MODELS=path/to/an/older/vane-models: "before" serves its
+#                              exports, by BEFORE or this tree's vane-server)
 #
 # Needs target/release/{vane-server,vane-models,vane-loadtest,hello,naive}
 #   (cargo build --release -p vane-server -p vane-models -p vane-loadtest -p vane-benches --bins),
@@ -20,11 +21,14 @@ dur="${DURATION:-8}"
 rounds="${ROUNDS:-2}"
 client="${CLIENT:-loadtest}"
 . benches/lib.sh
-# The exporter of the models served (MODELS=path/to/another/vane-models to compare exports).
-models="${MODELS:-$bin/vane-models}"
 
-"$models" example --registry "$tmp/lr" >/dev/null
-"$models" mlp --registry "$tmp/mlp" --name credit-risk --width 256 --depth 2 >/dev/null
+"$bin/vane-models" example --registry "$tmp/lr" >/dev/null
+"$bin/vane-models" mlp --registry "$tmp/mlp" --name credit-risk --width 256 --depth 2 >/dev/null
+# "before" serves $tmp/before-{lr,mlp}: the same models, or BEFORE_MODELS's exports of them.
+exporter="${BEFORE_MODELS:-$bin/vane-models}"
+"$exporter" example --registry "$tmp/before-lr" >/dev/null
+"$exporter" mlp --registry "$tmp/before-mlp" --name credit-risk --width 256 --depth 2 >/dev/null
+[ -n "${BEFORE_MODELS:-}" ] && BEFORE="${BEFORE:-$bin/vane-server}"
 start() { pin_start 0 "$@"; }
 stop() { pin_stop; }
 
@@ -52,7 +56,7 @@ for r in $(seq 1 "$rounds"); do
         hello) start "$bin/hello" 127.0.0.1:0 1 ;;
         naive) start "$bin/naive" "$tmp/$model/credit-risk/versions/1/model.onnx" 127.0.0.1:0 1 ;;
         vane) vane "$bin/vane-server" "$tmp/$model" ;;
-        before) vane "$BEFORE" "$tmp/$model" ;;
+        before) vane "$BEFORE" "$tmp/before-$model" ;;
       esac
       for c in 1 32; do
         v=$(measure "$c")

@@ -9,6 +9,8 @@
 //!   generated world, and online lookup latency (HDR histogram) against the embedded store or
 //!   Redis.
 //! - `wrk/*.lua` and `run-e2e.sh`: the end-to-end runs recorded in `BENCHMARKS.md`.
+//! - `ort_graphs.py`: ONNX Runtime's time per call on two or more ONNX files, interleaved in
+//!   one process (compares two exports of the same model).
 
 /// Turns off library backtrace capture (`RUST_LIB_BACKTRACE=0`) unless it was asked for, as
 /// `vane-server` does at startup: tract 0.23's tree ensembles build an error value per leaf
