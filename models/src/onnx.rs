@@ -5,8 +5,9 @@
 //! that both ONNX Runtime and tract run identically:
 //!
 //! - [`Preprocess`]: standardization and one-hot expansion with plain `Transpose`/`Gather`/
-//!   `Sub`/`Mul`/`Equal`/`Cast`/`Concat` — not `ai.onnx.ml` `Scaler`/`OneHotEncoder`, which tract lacks —
-//!   and optional mean imputation of missing values with `IsNaN`/`Where` (not `Imputer`).
+//!   `Sub`/`Mul`/`Equal`/`Cast`/`Concat` — not `ai.onnx.ml` `Scaler`/`OneHotEncoder`, which
+//!   tract lacks — and optional mean imputation of missing values with `IsNaN`/`Where` (not
+//!   `Imputer`).
 //! - [`LogisticRegression`]: `MatMul` + `Add` + `Sigmoid`.
 //! - [`Mlp`]: `(MatMul + Add + Relu)*` then `MatMul + Add + Sigmoid`.
 //! - [`TreeEnsemble`]: `ai.onnx.ml` `TreeEnsembleClassifier` (opset 3) whose class-1 score is
@@ -484,7 +485,8 @@ impl Preprocess {
         // The columns are picked and transformed in column-major layout: `Gather` along axis 1
         // copies element by element (in ONNX Runtime ~0.14 µs per row for these widths, which
         // made it most of a batch's cost), along axis 0 a whole column at once. Two
-        // `Transpose`s cost less than that from a few rows up, and every value is unchanged.
+        // `Transpose`s cost less than that from a few rows up (tract pays a little at small
+        // batches; BENCHMARKS.md run U), and every value is unchanged.
         let xt = g.op("Transpose", &[x], vec![attr_ints("perm", vec![1, 0])]);
         let mut parts = Vec::new();
         if !dense_idx.is_empty() {
