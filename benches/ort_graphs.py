@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Time ONNX Runtime calls on two or more ONNX files in one run, interleaved (BENCHMARKS.md,
-"Preprocessing along the right axis"): one session per file (one intra-op thread, no
-spinning, all graph optimizations, as vane-server builds them), the example request row
-repeated to each batch size, the best of 5 rounds of 2 000 calls.
+run U): one session per file (one intra-op thread, no spinning, all graph optimizations, as
+vane-server builds them), the example request row repeated to each batch size, the best of 5
+rounds of 2 000 calls.
 
     python3 benches/ort_graphs.py OLD.onnx NEW.onnx [--batches 1,8,19,32,64]
 

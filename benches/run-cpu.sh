@@ -21,9 +21,13 @@ dur="${DURATION:-6}"
 client="${CLIENT:-wrk}"
 . benches/lib.sh
 "$bin/vane-models" example --registry "$tmp/lr" >/dev/null
-# "before" serves $tmp/before-lr: the same models, or BEFORE_MODELS's exports of them.
-"${BEFORE_MODELS:-$bin/vane-models}" example --registry "$tmp/before-lr" >/dev/null
-[ -n "${BEFORE_MODELS:-}" ] && BEFORE="${BEFORE:-$bin/vane-server}"
+# "before" serves the same models, or BEFORE_MODELS's exports of them.
+before_lr="$tmp/lr"
+if [ -n "${BEFORE_MODELS:-}" ]; then
+  before_lr="$tmp/before-lr"
+  "$BEFORE_MODELS" example --registry "$before_lr" >/dev/null
+  BEFORE="${BEFORE:-$bin/vane-server}"
+fi
 hz=$(getconf CLK_TCK)
 window=$((dur - 2))
 
@@ -37,7 +41,7 @@ for r in $(seq 1 "$rounds"); do
       naive) pin_start 0 "$bin/naive" "$tmp/lr/credit-risk/versions/1/model.onnx" 127.0.0.1:0 1 ;;
       vane) pin_start 0 "$bin/vane-server" --registry "$tmp/lr" --addr 127.0.0.1:0 --backend ort \
         --http-threads 1 --workers 1 ;;
-      before) pin_start 0 "$BEFORE" --registry "$tmp/before-lr" --addr 127.0.0.1:0 --backend ort \
+      before) pin_start 0 "$BEFORE" --registry "$before_lr" --addr 127.0.0.1:0 --backend ort \
         --http-threads 1 --workers 1 ;;
     esac
     url="http://$addr/v2/models/credit-risk/infer"

@@ -24,11 +24,14 @@ client="${CLIENT:-loadtest}"
 
 "$bin/vane-models" example --registry "$tmp/lr" >/dev/null
 "$bin/vane-models" mlp --registry "$tmp/mlp" --name credit-risk --width 256 --depth 2 >/dev/null
-# "before" serves $tmp/before-{lr,mlp}: the same models, or BEFORE_MODELS's exports of them.
-exporter="${BEFORE_MODELS:-$bin/vane-models}"
-"$exporter" example --registry "$tmp/before-lr" >/dev/null
-"$exporter" mlp --registry "$tmp/before-mlp" --name credit-risk --width 256 --depth 2 >/dev/null
-[ -n "${BEFORE_MODELS:-}" ] && BEFORE="${BEFORE:-$bin/vane-server}"
+# "before" serves the same models ($tmp/{lr,mlp}), or BEFORE_MODELS's exports of them.
+before="$tmp"
+if [ -n "${BEFORE_MODELS:-}" ]; then
+  before="$tmp/before"
+  "$BEFORE_MODELS" example --registry "$before/lr" >/dev/null
+  "$BEFORE_MODELS" mlp --registry "$before/mlp" --name credit-risk --width 256 --depth 2 >/dev/null
+  BEFORE="${BEFORE:-$bin/vane-server}"
+fi
 start() { pin_start 0 "$@"; }
 stop() { pin_stop; }
 
@@ -56,7 +59,7 @@ for r in $(seq 1 "$rounds"); do
         hello) start "$bin/hello" 127.0.0.1:0 1 ;;
         naive) start "$bin/naive" "$tmp/$model/credit-risk/versions/1/model.onnx" 127.0.0.1:0 1 ;;
         vane) vane "$bin/vane-server" "$tmp/$model" ;;
-        before) vane "$BEFORE" "$tmp/before-$model" ;;
+        before) vane "$BEFORE" "$before/$model" ;;
       esac
       for c in 1 32; do
         v=$(measure "$c")
