@@ -288,7 +288,10 @@ impl Core {
                 metrics.request_duration.observe(total.as_secs_f64());
                 m.observer.stats.record_total(total);
             }
-            Err(e) => metrics.outcome(e.outcome()),
+            Err(e) => {
+                metrics.outcome(e.outcome());
+                m.observer.stats.record_fail(started.elapsed());
+            }
         }
         result
     }

@@ -20,7 +20,7 @@ use hyper::body::Body;
 use serde_json::{Value, json};
 
 use super::HttpState;
-use super::body::read_body;
+use super::body::{BodyHead, read_body};
 use super::response::{Resp, json_response};
 use crate::core::ApiError;
 use vane_protocol::KeyColumn;
@@ -40,17 +40,13 @@ struct Request {
     full_feature_names: bool,
 }
 
-pub(super) async fn read<B>(
-    state: &HttpState,
-    declared: Option<u64>,
-    body: B,
-) -> Result<Resp, ApiError>
+pub(super) async fn read<B>(state: &HttpState, head: BodyHead, body: B) -> Result<Resp, ApiError>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let bytes = read_body(
-        declared,
+        head,
         body,
         state.max_body_bytes,
         state.core.limits.body_read_timeout,

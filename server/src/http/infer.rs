@@ -14,7 +14,7 @@ use hyper::{HeaderMap, Response};
 use vane_protocol::{decode_infer, decode_records, encode_infer, encode_predictions};
 
 use super::HttpState;
-use super::body::{declared_len, read_body};
+use super::body::{BodyHead, read_body};
 use super::response::Resp;
 use crate::core::{ApiError, Call, Ticket};
 
@@ -65,8 +65,8 @@ pub(super) struct Admitted<'s> {
     api: Api,
     /// `Inference-Header-Content-Length`: the JSON head's length in a binary request.
     json_len: Option<usize>,
-    /// `Content-Length`.
-    declared: Option<u64>,
+    /// `Content-Length` and `Content-Encoding`.
+    body: BodyHead,
 }
 
 /// Reads what the head says about the request, then admits and routes it in the core.
@@ -92,6 +92,7 @@ pub(super) fn admit<'s>(
                 })?,
         ),
     };
+    let body = BodyHead::of(headers)?;
     let ticket = state.core.admit(Call {
         model,
         version,
@@ -104,7 +105,7 @@ pub(super) fn admit<'s>(
         ticket,
         api,
         json_len,
-        declared: declared_len(headers),
+        body,
     })
 }
 
@@ -123,11 +124,11 @@ where
         ticket,
         api,
         json_len,
-        declared,
+        body: head,
     } = req;
     // Read under the ticket: the admission limit counts requests whose bodies are arriving.
     let body = read_body(
-        declared,
+        head,
         body,
         state.max_body_bytes,
         state.core.limits.body_read_timeout,

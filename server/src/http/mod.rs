@@ -32,6 +32,7 @@ use tokio::task::JoinHandle;
 use self::infer::Api;
 use self::response::{Resp, error_response, json_response};
 use crate::control::Command;
+use crate::core::model::LoadedModel;
 use crate::core::{ApiError, Core};
 use crate::telemetry::Metrics;
 
@@ -205,8 +206,8 @@ enum Next<'s, B> {
     Done(Resp),
     /// An admitted inference request and its body.
     Infer(infer::Admitted<'s>, B),
-    /// A feature read: the head's declared body length, and the body.
-    Features(Option<u64>, B),
+    /// A feature read: what the head says about the body, and the body.
+    Features(self::body::BodyHead, B),
     /// `POST /v2/repository/index`, authorized.
     Index,
     /// `POST /v2/repository/models/{model}/{load|unload}`, authorized.
@@ -269,9 +270,19 @@ where
                 json!({
                     "name": "vane",
                     "version": env!("CARGO_PKG_VERSION"),
-                    "extensions": ["statistics"],
+                    "extensions": [
+                        "binary_tensor_data",
+                        "model_configuration",
+                        "model_repository",
+                        "statistics",
+                    ],
                 }),
             ))
+        }
+        // Before `/v2/models/{m}`: as in Triton, `stats` here means every model's statistics.
+        ["v2", "models", "stats"] => {
+            get(&method)?;
+            model_stats(state, None, None)
         }
         ["v2", "models", m] => {
             get(&method)?;
@@ -291,11 +302,19 @@ where
         }
         ["v2", "models", m, "stats"] => {
             get(&method)?;
-            model_stats(state, m, None)
+            model_stats(state, Some(m), None)
         }
         ["v2", "models", m, "versions", v, "stats"] => {
             get(&method)?;
-            model_stats(state, m, Some(v))
+            model_stats(state, Some(m), Some(v))
+        }
+        ["v2", "models", m, "config"] => {
+            get(&method)?;
+            model_config(state, m, None)
+        }
+        ["v2", "models", m, "versions", v, "config"] => {
+            get(&method)?;
+            model_config(state, m, Some(v))
         }
         ["v2", "models", m, "infer"] => {
             post(&method)?;
@@ -329,7 +348,7 @@ where
         ["v1", "features"] => {
             post(&method)?;
             return Ok(Next::Features(
-                self::body::declared_len(&parts.headers),
+                self::body::BodyHead::of(&parts.headers)?,
                 body,
             ));
         }
@@ -377,21 +396,7 @@ fn model_metadata(state: &HttpState, model: &str, version: Option<&str>) -> Resu
             "shadow": r.shadow.map(|v| v.to_string()),
         })
     });
-    let sig = &m.schema.signature;
-    // A tensor-signature model lists its graph as declared (as Triton does); a feature model
-    // its [N, F] tensor and the outputs as served.
-    let (inputs, outputs) =
-        match (&sig.graph, sig.is_tensor_model()) {
-            (Some(graph), true) => (json!(graph.inputs), json!(graph.outputs)),
-            _ => (
-                json!(sig.tensor.iter().collect::<Vec<_>>()),
-                json!(m.schema.outputs.iter().map(|o| {
-                let mut shape = vec![-1i64];
-                shape.extend(o.row_shape.iter().map(|d| *d as i64));
-                json!({ "name": o.name, "datatype": o.dtype.oip_name(), "shape": shape })
-            }).collect::<Vec<_>>()),
-            ),
-        };
+    let (inputs, outputs) = io_specs(&m);
     Ok(json_response(
         StatusCode::OK,
         json!({
@@ -404,8 +409,119 @@ fn model_metadata(state: &HttpState, model: &str, version: Option<&str>) -> Resu
                 "version": m.schema.version_label,
                 "backend": m.backend,
                 "content_types": ["np", "pd"],
-                "features": sig.inputs,
+                "features": m.schema.signature.inputs,
                 "routing": routing,
+            },
+        }),
+    ))
+}
+
+/// A version's input and output tensors as metadata lists them (`name`, `datatype`, `shape`,
+/// -1 for a dynamic dimension). A tensor-signature model lists its graph as declared (as
+/// Triton does); a feature model its [N, F] tensor and the outputs as served.
+fn io_specs(m: &LoadedModel) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let sig = &m.schema.signature;
+    match (&sig.graph, sig.is_tensor_model()) {
+        (Some(graph), true) => (
+            graph.inputs.iter().map(|t| json!(t)).collect(),
+            graph.outputs.iter().map(|t| json!(t)).collect(),
+        ),
+        _ => (
+            sig.tensor.iter().map(|t| json!(t)).collect(),
+            m.schema
+                .outputs
+                .iter()
+                .map(|o| {
+                    let mut shape = vec![-1i64];
+                    shape.extend(o.row_shape.iter().map(|d| *d as i64));
+                    json!({ "name": o.name, "datatype": o.dtype.oip_name(), "shape": shape })
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Triton's model configuration extension: the version's `ModelConfig` as JSON, so that
+/// Triton's clients and tools (which read `max_batch_size`, `input`, `output`) work unchanged.
+/// When every tensor's first dimension is dynamic the model batches: `max_batch_size` is
+/// `max_batch_rows` and `dims` leave out the batch dimension, as in Triton.
+fn model_config(state: &HttpState, model: &str, version: Option<&str>) -> Result<Resp, ApiError> {
+    let m = state.core.lookup(model, version)?;
+    let table = state.core.models.load();
+    let versions: Vec<u64> = table
+        .models
+        .get(model)
+        .map(|e| e.versions.keys().copied().collect())
+        .unwrap_or_default();
+    let (inputs, outputs) = io_specs(&m);
+    let shape = |t: &serde_json::Value| -> Vec<i64> {
+        t["shape"]
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_i64).collect())
+            .unwrap_or_default()
+    };
+    let batched = inputs
+        .iter()
+        .chain(&outputs)
+        .all(|t| shape(t).first() == Some(&-1));
+    let config = |t: &serde_json::Value, input: bool| {
+        let mut dims = shape(t);
+        if batched {
+            dims.remove(0);
+        }
+        let datatype = t["datatype"].as_str().unwrap_or_default();
+        let data_type = match datatype {
+            "BYTES" => "TYPE_STRING".to_string(),
+            other => format!("TYPE_{other}"),
+        };
+        let mut c = json!({
+            "name": t["name"],
+            "data_type": data_type,
+            "dims": dims,
+            "is_shape_tensor": false,
+        });
+        if input {
+            c["format"] = json!("FORMAT_NONE");
+            c["allow_ragged_batch"] = json!(false);
+            c["optional"] = json!(false);
+        } else {
+            c["label_filename"] = json!("");
+        }
+        c
+    };
+    let settings = &m.settings;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({
+            "name": m.schema.name,
+            "platform": "onnxruntime_onnx",
+            "backend": if m.backend == "ort" { "onnxruntime" } else { m.backend },
+            "version_policy": { "specific": { "versions": versions } },
+            "max_batch_size": if batched { settings.max_batch_rows } else { 0 },
+            "input": inputs.iter().map(|t| config(t, true)).collect::<Vec<_>>(),
+            "output": outputs.iter().map(|t| config(t, false)).collect::<Vec<_>>(),
+            "dynamic_batching": if batched {
+                json!({
+                    "preferred_batch_size": [],
+                    "max_queue_delay_microseconds": settings.max_queue_delay_us,
+                    "default_queue_policy": {
+                        "timeout_action": "REJECT",
+                        "default_timeout_microseconds": settings.timeout_ms.saturating_mul(1000),
+                        "allow_timeout_override": true,
+                        "max_queue_size": settings.queue_capacity,
+                    },
+                })
+            } else {
+                json!(null)
+            },
+            "instance_group": [{
+                "name": m.schema.name,
+                "kind": "KIND_CPU",
+                "count": settings.workers,
+            }],
+            "parameters": {
+                "vane_version": { "string_value": m.schema.version_label },
+                "vane_backend": { "string_value": m.backend },
             },
         }),
     ))
@@ -419,16 +535,49 @@ fn model_ready(state: &HttpState, model: &str, version: Option<&str>) -> Result<
     ))
 }
 
-fn model_stats(state: &HttpState, model: &str, version: Option<&str>) -> Result<Resp, ApiError> {
-    let m = state.core.lookup(model, version)?;
+/// Triton's statistics extension (`{"model_stats": [...]}`): every loaded version of `model`
+/// (of every model when `None`), or the one `version`. Each entry also carries Vane's own
+/// view under `vane`: backend, queue depth and exact percentiles.
+fn model_stats(
+    state: &HttpState,
+    model: Option<&str>,
+    version: Option<&str>,
+) -> Result<Resp, ApiError> {
+    let table = state.core.models.load();
+    let versions: Vec<Arc<LoadedModel>> = match (model, version) {
+        (Some(model), Some(_)) => vec![state.core.lookup(model, version)?],
+        (Some(model), None) => table
+            .models
+            .get(model)
+            .ok_or_else(|| ApiError::NotFound(format!("unknown model {model:?}")))?
+            .versions
+            .values()
+            .cloned()
+            .collect(),
+        (None, _) => table.all().cloned().collect(),
+    };
+    let stats: Vec<serde_json::Value> = versions
+        .iter()
+        .map(|m| {
+            let mut stat = json!({
+                "name": m.schema.name,
+                "version": m.schema.version_label,
+            });
+            if let (Some(obj), serde_json::Value::Object(triton)) =
+                (stat.as_object_mut(), json!(m.observer.stats.triton()))
+            {
+                obj.extend(triton);
+            }
+            stat["vane"] = json!({
+                "backend": m.backend,
+                "queue_depth": m.batcher.queue_len(),
+                "stats": m.observer.stats.snapshot(),
+            });
+            stat
+        })
+        .collect();
     Ok(json_response(
         StatusCode::OK,
-        json!({
-            "model_name": m.schema.name,
-            "model_version": m.schema.version_label,
-            "backend": m.backend,
-            "queue_depth": m.batcher.queue_len(),
-            "stats": m.observer.stats.snapshot(),
-        }),
+        json!({ "model_stats": stats }),
     ))
 }

@@ -10,6 +10,13 @@ use crate::util::Server;
 
 const INFER: &str = "/v2/models/credit-risk/infer";
 
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
 struct Case {
     name: &'static str,
     method: &'static str,
@@ -376,6 +383,33 @@ fn malformed_requests_get_named_4xx_errors_and_the_server_keeps_serving() {
             StatusCode::PAYLOAD_TOO_LARGE,
             &["98304"],
         ),
+        Case {
+            name: "unsupported content coding",
+            method: "POST",
+            path: INFER.into(),
+            headers: vec![("content-encoding", "br")],
+            body: b"{}".to_vec(),
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            mentions: vec!["Content-Encoding", "br"],
+        },
+        Case {
+            name: "corrupt gzip body",
+            method: "POST",
+            path: INFER.into(),
+            headers: vec![("content-encoding", "gzip")],
+            body: b"{}".to_vec(),
+            status: bad,
+            mentions: vec!["gzip"],
+        },
+        Case {
+            name: "gzip body past the limit once decompressed",
+            method: "POST",
+            path: INFER.into(),
+            headers: vec![("content-encoding", "gzip")],
+            body: gzip(&vec![b' '; 1 << 20]),
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            mentions: vec!["98304", "decompressed"],
+        },
         raw(
             "unknown model",
             "/v2/models/no-such-model/infer",

@@ -380,7 +380,9 @@ fn canary_share_sticky_keys_and_shadow() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let (_, _, stats) = server.get("/v2/models/credit-risk/versions/3/stats");
-    let diff = stats["stats"]["shadow"]["max_abs_diff"].as_f64().unwrap();
+    let diff = stats["model_stats"][0]["vane"]["stats"]["shadow"]["max_abs_diff"]
+        .as_f64()
+        .unwrap();
     let expected = (lr_predict(shift_of(3), &row)[0] - champion_answer).abs() as f64;
     assert!(
         (diff - expected).abs() < 1e-5,

@@ -15,4 +15,5 @@ mod pipeline;
 mod sampling;
 mod scoring;
 mod tensors;
+mod triton_client;
 mod util;

@@ -212,12 +212,59 @@ fn stats_and_metrics_reflect_traffic() {
     }
     let (status, _, stats) = server.get("/v2/models/credit-risk/stats");
     assert_eq!(status, StatusCode::OK, "{stats}");
-    let s = &stats["stats"];
+    // Triton's statistics extension, with Vane's percentiles under `vane`.
+    let all = stats["model_stats"].as_array().unwrap();
+    assert_eq!(all.len(), 1, "{stats}");
+    let t = &all[0];
+    assert_eq!(
+        (&t["name"], &t["version"]),
+        (&json!("credit-risk"), &json!("1"))
+    );
+    assert_eq!(t["inference_count"], 80, "4 rows × 20 requests: {stats}");
+    let executions = t["execution_count"].as_u64().unwrap();
+    assert!((1..=20).contains(&executions), "{stats}");
+    let inf = &t["inference_stats"];
+    assert_eq!(inf["success"]["count"], 20, "{stats}");
+    assert!(inf["success"]["ns"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(inf["queue"]["count"], 20, "{stats}");
+    assert_eq!(inf["compute_infer"]["count"], 20, "{stats}");
+    assert_eq!(inf["fail"]["count"], 0, "{stats}");
+    let batches: u64 = t["batch_stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["compute_infer"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(batches, executions, "{stats}");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let last = t["last_inference"].as_u64().unwrap();
+    assert!(last <= now_ms && last + 60_000 > now_ms, "{stats}");
+    let s = &t["vane"]["stats"];
     assert_eq!(s["total_us"]["count"], 20, "{stats}");
     assert_eq!(s["queue_us"]["count"], 20, "{stats}");
     for k in ["p50", "p90", "p99", "p999"] {
         assert!(s["total_us"][k].as_u64().unwrap() > 0, "{k}: {stats}");
     }
+    // A bad request counts as a failure; every model's statistics are at /v2/models/stats.
+    let (status, _, _) = server.json("POST", "/v2/models/credit-risk/infer", &json!({}));
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, all) = server.get("/v2/models/stats");
+    assert_eq!(status, StatusCode::OK, "{all}");
+    let lr = all["model_stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "credit-risk")
+        .unwrap();
+    assert_eq!(lr["inference_stats"]["fail"]["count"], 1, "{all}");
+    assert_eq!(
+        all["model_stats"].as_array().unwrap().len(),
+        3,
+        "every loaded model: {all}"
+    );
     let (status, _, text) = server.get("/metrics");
     assert_eq!(status, StatusCode::OK);
     let text = text.as_str().unwrap().to_string();
@@ -245,4 +292,39 @@ fn stats_and_metrics_reflect_traffic() {
         (status, live["live"].as_bool()),
         (StatusCode::OK, Some(true))
     );
+}
+
+#[test]
+fn compressed_requests_score_as_plain_ones() {
+    use std::io::Write;
+    let reg = example_registry();
+    let server = Server::start(reg.path(), &["--backend", "tract"]);
+    let body = serde_json::to_vec(&tensor_request(&credit::sample_rows(3, 5), 3)).unwrap();
+    let (status, _, plain) = server.json(
+        "POST",
+        "/v2/models/credit-risk/infer",
+        &serde_json::from_slice(&body).unwrap(),
+    );
+    assert_eq!(status, StatusCode::OK, "{plain}");
+    let gzip = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&body).unwrap();
+        e.finish().unwrap()
+    };
+    let zlib = {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(&body).unwrap();
+        e.finish().unwrap()
+    };
+    for (coding, bytes) in [("gzip", gzip), ("deflate", zlib)] {
+        let (status, _, got) = crate::util::block_on(crate::util::send(
+            server.addr,
+            "POST",
+            "/v2/models/credit-risk/infer",
+            &[("content-encoding", coding)],
+            bytes,
+        ));
+        assert_eq!(status, StatusCode::OK, "{coding}: {got}");
+        assert_eq!(got["outputs"], plain["outputs"], "{coding}");
+    }
 }
