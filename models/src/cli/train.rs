@@ -14,7 +14,9 @@ use vane_registry::FeatureKind;
   vane-models train --repo data/features.toml --data data/applications.parquet --label default_12m \\
       --exclude application_id,applicant_id --registry ./registry --model credit-risk --alias champion
   vane-models train --data table.csv --label y --time-column date --registry ./registry --model m \\
-      --recent 0.5 --keep-vocabulary-of champion --min-auc 0.7 --alias candidate")]
+      --recent 0.5 --keep-vocabulary-of champion --min-auc 0.7 --alias candidate
+  vane-models train --data credit-g.csv --label class --positive-label bad \\
+      --registry ./registry --model credit-g --alias champion")]
 pub struct Args {
     /// Training table: a `.csv` file (header row, schema inferred, empty field = null) or a
     /// `.parquet` file.
@@ -29,9 +31,13 @@ pub struct Args {
     /// Feature service of `--repo` (default: its only service).
     #[arg(long, env = "VANE_FEATURE_SERVICE")]
     pub service: Option<String>,
-    /// The 0/1 label column (integers, floats or booleans).
+    /// The label column: 0/1 (integers, floats or booleans), or any values with
+    /// --positive-label.
     #[arg(long, env = "VANE_TRAIN_LABEL")]
     pub label: String,
+    /// The label value of the positive class (e.g. `bad`, or `2`); every other value is 0.
+    #[arg(long, env = "VANE_TRAIN_POSITIVE_LABEL")]
+    pub positive_label: Option<String>,
     /// Split by this column's time order (earliest 70 % train, next 15 % validation, last
     /// 15 % test) instead of a seeded random split.
     #[arg(long, env = "VANE_TRAIN_TIME_COLUMN")]
@@ -113,6 +119,7 @@ impl Args {
                 .map(|c| (c.clone(), FeatureKind::Categorical))
                 .collect(),
             time_column: self.time_column.clone(),
+            positive_label: self.positive_label.clone(),
             model_type: self.model_type,
             seed: self.seed,
             max_categories: self.max_categories,

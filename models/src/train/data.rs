@@ -299,9 +299,18 @@ pub(crate) fn read_feature(
     }
 }
 
-/// The 0/1 label of every row.
-pub(crate) fn read_label(batches: &[RecordBatch], name: &str) -> Result<Vec<u8>, TrainError> {
+/// The 0/1 label of every row. With `positive` (`--positive-label`), a row is 1 when its label
+/// equals that value and 0 otherwise: text labels (`good`/`bad`) compare as text, numeric ones
+/// (`1`/`2`) as numbers.
+pub(crate) fn read_label(
+    batches: &[RecordBatch],
+    name: &str,
+    positive: Option<&str>,
+) -> Result<Vec<u8>, TrainError> {
     let arrays = column(batches, name, "label")?;
+    if let Some(positive) = positive {
+        return read_label_against(&arrays, name, positive);
+    }
     let mut out = Vec::new();
     let mut offset = 0;
     for a in arrays {
@@ -310,8 +319,10 @@ pub(crate) fn read_label(batches: &[RecordBatch], name: &str) -> Result<Vec<u8>,
                 "label",
                 name,
                 format!(
-                    "type {} is not a 0/1 label; expected integers, floats or booleans",
-                    a.data_type()
+                    "type {} is not a 0/1 label; expected integers, floats or booleans, or name \
+                     the positive class with --positive-label (values seen: {})",
+                    a.data_type(),
+                    distinct_text(&arrays_text(&[a]), 8).join(", ")
                 ),
             ));
         }
@@ -334,12 +345,100 @@ pub(crate) fn read_label(batches: &[RecordBatch], name: &str) -> Result<Vec<u8>,
                     return Err(col_err(
                         "label",
                         name,
-                        format!("row {row}: value {v} is not 0 or 1"),
+                        format!(
+                            "row {row}: value {v} is not 0 or 1 (name the positive class with \
+                             --positive-label)"
+                        ),
                     ));
                 }
             });
         }
         offset += f.len();
+    }
+    Ok(out)
+}
+
+/// The label column as text, `None` for nulls.
+fn arrays_text(arrays: &[&ArrayRef]) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for a in arrays {
+        match cast_with_options(a.as_ref(), &DataType::Utf8, &CastOptions::default()) {
+            Ok(s) => {
+                let s = s.as_string::<i32>();
+                out.extend((0..s.len()).map(|i| (!s.is_null(i)).then(|| s.value(i).to_string())));
+            }
+            Err(_) => out.extend(std::iter::repeat_n(None, a.len())),
+        }
+    }
+    out
+}
+
+/// Up to `max` distinct non-null values, in order of first appearance.
+fn distinct_text(values: &[Option<String>], max: usize) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for v in values.iter().flatten() {
+        if seen.len() == max {
+            break;
+        }
+        if !seen.contains(v) {
+            seen.push(v.clone());
+        }
+    }
+    seen
+}
+
+/// [`read_label`] with a named positive class.
+fn read_label_against(
+    arrays: &[&ArrayRef],
+    name: &str,
+    positive: &str,
+) -> Result<Vec<u8>, TrainError> {
+    let numeric = arrays
+        .iter()
+        .all(|a| matches!(default_kind(a.data_type()), Some(FeatureKind::Numeric)));
+    let out: Vec<u8> = if numeric {
+        let want: f64 = positive.trim().parse().map_err(|_| {
+            col_err(
+                "label",
+                name,
+                format!("is numeric, but --positive-label {positive:?} is not a number"),
+            )
+        })?;
+        let mut out = Vec::new();
+        for a in arrays {
+            let f = cast_with_options(a.as_ref(), &DataType::Float64, &CastOptions::default())
+                .map_err(|e| col_err("label", name, e.to_string()))?;
+            let f = f.as_primitive::<Float64Type>();
+            for i in 0..f.len() {
+                if f.is_null(i) {
+                    let row = out.len();
+                    return Err(col_err("label", name, format!("row {row}: null")));
+                }
+                out.push(u8::from(f.value(i) == want));
+            }
+        }
+        out
+    } else {
+        let text = arrays_text(arrays);
+        let mut out = Vec::with_capacity(text.len());
+        for (row, v) in text.iter().enumerate() {
+            match v {
+                None => return Err(col_err("label", name, format!("row {row}: null"))),
+                Some(v) => out.push(u8::from(v == positive)),
+            }
+        }
+        out
+    };
+    if !out.contains(&1) {
+        let seen = distinct_text(&arrays_text(arrays), 8);
+        return Err(col_err(
+            "label",
+            name,
+            format!(
+                "no row has the positive label {positive:?} (values seen: {})",
+                seen.join(", ")
+            ),
+        ));
     }
     Ok(out)
 }
@@ -459,19 +558,61 @@ mod tests {
             ("s", Arc::new(StringArray::from(vec!["0", "1", "1"]))),
         ]);
         let batches = [b.clone(), b];
-        assert_eq!(read_label(&batches, "i").unwrap(), [0, 1, 1, 0, 1, 1]);
-        assert_eq!(read_label(&batches, "b").unwrap(), [1, 0, 1, 1, 0, 1]);
-        let e = read_label(&batches, "f").unwrap_err().to_string();
-        assert_eq!(e, r#"label column "f": row 2: value 0.5 is not 0 or 1"#);
-        let e = read_label(&batches, "n").unwrap_err().to_string();
+        assert_eq!(read_label(&batches, "i", None).unwrap(), [0, 1, 1, 0, 1, 1]);
+        assert_eq!(read_label(&batches, "b", None).unwrap(), [1, 0, 1, 1, 0, 1]);
+        let e = read_label(&batches, "f", None).unwrap_err().to_string();
+        assert!(
+            e.starts_with(r#"label column "f": row 2: value 0.5 is not 0 or 1"#),
+            "{e}"
+        );
+        let e = read_label(&batches, "n", None).unwrap_err().to_string();
         assert!(e.contains("row 1: null"), "{e}");
-        let e = read_label(&batches, "s").unwrap_err().to_string();
-        assert!(e.contains("not a 0/1 label"), "{e}");
-        let e = read_label(&batches, "y").unwrap_err().to_string();
+        let e = read_label(&batches, "s", None).unwrap_err().to_string();
+        assert!(
+            e.contains("not a 0/1 label") && e.contains("--positive-label"),
+            "{e}"
+        );
+        let e = read_label(&batches, "y", None).unwrap_err().to_string();
         assert!(
             e.contains(r#"label column "y" not found"#) && e.contains("i, f, b, n, s"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_named_positive_class_labels_text_and_numbers() {
+        let b = batch(vec![
+            (
+                "class",
+                Arc::new(StringArray::from(vec!["good", "bad", "good"])) as ArrayRef,
+            ),
+            ("code", Arc::new(Int64Array::from(vec![1, 2, 2]))),
+            (
+                "gap",
+                Arc::new(StringArray::from(vec![Some("bad"), None, Some("good")])),
+            ),
+        ]);
+        let batches = [b.clone(), b];
+        let got = read_label(&batches, "class", Some("bad")).unwrap();
+        assert_eq!(got, [0, 1, 0, 0, 1, 0]);
+        // German credit's numeric coding: 1 = good, 2 = bad.
+        assert_eq!(
+            read_label(&batches, "code", Some("2")).unwrap(),
+            [0, 1, 1, 0, 1, 1]
+        );
+        let e = read_label(&batches, "class", Some("Bad"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(r#"no row has the positive label "Bad""#), "{e}");
+        assert!(e.contains("good, bad"), "{e}");
+        let e = read_label(&batches, "code", Some("bad"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a number"), "{e}");
+        let e = read_label(&batches, "gap", Some("bad"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("row 1: null"), "{e}");
     }
 
     #[test]

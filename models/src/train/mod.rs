@@ -147,8 +147,12 @@ impl fmt::Display for Algorithm {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainSpec {
-    /// The 0/1 label column.
+    /// The label column: 0/1 (integers, floats or booleans), or any values with
+    /// `positive_label`.
     pub label: String,
+    /// The label value of the positive class (1); every other value is 0 (e.g. `bad` for
+    /// OpenML's credit-g, `2` for the numeric German credit coding).
+    pub positive_label: Option<String>,
     /// Feature columns in tensor order; empty = every column except the label, the time column
     /// and `exclude`, in table order.
     pub features: Vec<String>,
@@ -182,6 +186,7 @@ impl Default for TrainSpec {
     fn default() -> Self {
         Self {
             label: String::new(),
+            positive_label: None,
             features: Vec::new(),
             exclude: Vec::new(),
             kinds: BTreeMap::new(),
@@ -579,7 +584,7 @@ pub fn train(batches: &[RecordBatch], spec: &TrainSpec) -> Result<TrainReport, T
     if names.is_empty() {
         return Err(TrainError::Invalid("no feature columns".into()));
     }
-    let y = data::read_label(batches, &spec.label)?;
+    let y = data::read_label(batches, &spec.label, spec.positive_label.as_deref())?;
     let n = y.len();
     if n == 0 {
         return Err(TrainError::Invalid("the table has no rows".into()));
