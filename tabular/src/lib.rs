@@ -1,6 +1,7 @@
 //! `vane-tabular`: reads the tables Vane's batch tools take — CSV (header row, types
-//! inferred, an empty field is null), Parquet, and JSON Lines (one object per line) — by file
-//! extension.
+//! inferred, pandas' missing-value markers such as an empty field, `NA` or `NaN` are null
+//! ([`CSV_NULLS`]), an unnamed header column is `Unnamed: i`), Parquet, and JSON Lines (one
+//! object per line) — by file extension.
 //!
 //! Two views of a file:
 //! - [`read_batches`]: Arrow [`RecordBatch`]es (CSV and Parquet), for code that works on
@@ -30,6 +31,22 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 
 /// Rows per batch when reading files.
 const BATCH_ROWS: usize = 64 * 1024;
+
+/// CSV fields read as null: pandas' default `na_values` (what `pandas.read_csv` treats as
+/// missing), so that tables written by pandas, R (`NA`) or spreadsheets read the same here.
+pub const CSV_NULLS: &[&str] = &[
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+];
+
+fn csv_format() -> arrow_csv::reader::Format {
+    let alternatives: Vec<String> = CSV_NULLS.iter().map(|s| regex::escape(s)).collect();
+    let nulls = regex::Regex::new(&format!("^(?:{})$", alternatives.join("|")))
+        .expect("a valid pattern of escaped literals");
+    arrow_csv::reader::Format::default()
+        .with_header(true)
+        .with_null_regex(nulls)
+}
 
 /// Why a table could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -159,12 +176,24 @@ pub fn read_batches(
     let file = File::open(path).map_err(|e| read_err(&e))?;
     match format {
         Format::Csv => {
-            let csv = arrow_csv::reader::Format::default().with_header(true);
+            let csv = csv_format();
             let mut file = file;
             let (schema, _) = csv
                 .infer_schema(BufReader::new(&mut file), None)
                 .map_err(|e| read_err(&e))?;
             file.rewind().map_err(|e| read_err(&e))?;
+            // An empty header cell (pandas' index column) gets pandas' name for it.
+            let schema = arrow_schema::Schema::new(
+                schema
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| match f.name().is_empty() {
+                        true => f.as_ref().clone().with_name(format!("Unnamed: {i}")),
+                        false => f.as_ref().clone(),
+                    })
+                    .collect::<Vec<_>>(),
+            );
             let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
             let mut builder = arrow_csv::ReaderBuilder::new(Arc::new(schema))
                 .with_format(csv)
@@ -498,6 +527,45 @@ mod tests {
             all.column("id").unwrap().to_text(),
             [Some("1".into()), Some("2".into()), Some("3".into())]
         );
+    }
+
+    #[test]
+    fn csv_reads_pandas_missing_markers_as_null_and_names_the_index_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.csv");
+        // As pandas' `to_csv` writes a frame with its index, and R writes NA.
+        std::fs::write(
+            &p,
+            ",income,dependents,home,note\n0,5000,2,RENT,none\n1,NA,NaN,NA,None\n2,,N/A,OWN,\n3,7000.5,null,<NA>,ok\n",
+        )
+        .unwrap();
+        let t = read_table(&p, None).unwrap();
+        assert_eq!(
+            t.names(),
+            ["Unnamed: 0", "income", "dependents", "home", "note"]
+        );
+        let Some(Column::Numeric(income)) = t.column("income") else {
+            panic!("income is numeric: {:?}", t.column("income"))
+        };
+        assert_eq!(income[0], 5000.0);
+        assert!(income[1].is_nan() && income[2].is_nan());
+        assert_eq!(income[3], 7000.5);
+        let Some(Column::Numeric(dependents)) = t.column("dependents") else {
+            panic!()
+        };
+        assert_eq!(dependents[0], 2.0);
+        assert!(dependents[1..].iter().all(|d| d.is_nan()));
+        assert_eq!(
+            t.column("home").unwrap().to_text(),
+            [Some("RENT".into()), None, Some("OWN".into()), None]
+        );
+        // pandas' markers are exact and case-sensitive: `none` is a value, `None` is missing.
+        assert_eq!(
+            t.column("note").unwrap().to_text(),
+            [Some("none".into()), None, None, Some("ok".into())]
+        );
+        let batches = read_batches(&p, Some(&["Unnamed: 0".into()])).unwrap();
+        assert_eq!(batches[0].num_columns(), 1);
     }
 
     #[test]

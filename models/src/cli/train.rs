@@ -18,7 +18,7 @@ use vane_registry::FeatureKind;
   vane-models train --data credit-g.csv --label class --positive-label bad \\
       --registry ./registry --model credit-g --alias champion")]
 pub struct Args {
-    /// Training table: a `.csv` file (header row, schema inferred, empty field = null) or a
+    /// Training table: a `.csv` file (header row, schema inferred, empty field or `NA` = null) or a
     /// `.parquet` file.
     #[arg(long, env = "VANE_TRAIN_DATA")]
     pub data: PathBuf,
