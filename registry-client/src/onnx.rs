@@ -2,6 +2,10 @@
 //! few `onnx.proto` messages it needs, declared with `prost` (fields not declared here are
 //! skipped by the decoder, so initializer weights are never copied), and
 //! [`GraphSignature::from_onnx`].
+//!
+//! [`unzip_class_maps`] serves classifiers exported with a `ZipMap` (skl2onnx's and
+//! onnxmltools' default): their probability output becomes the `[N, classes]` tensor the map
+//! was built from.
 
 use std::collections::HashSet;
 
@@ -27,8 +31,11 @@ pub struct GraphSignature {
 pub struct GraphError(pub String);
 
 impl GraphSignature {
-    /// Reads the signature of the ONNX model in `bytes`.
+    /// Reads the signature of the ONNX model in `bytes`, as served: a `ZipMap` output is read
+    /// as the tensor [`unzip_class_maps`] makes of it.
     pub fn from_onnx(bytes: &[u8]) -> Result<Self, GraphError> {
+        let unzipped = unzip_class_maps(bytes)?;
+        let bytes = unzipped.as_deref().unwrap_or(bytes);
         let model = pb::ModelProto::decode(bytes)
             .map_err(|e| GraphError(format!("not an ONNX model: {e}")))?;
         let graph = model
@@ -147,6 +154,205 @@ fn tensor_spec(v: &pb::ValueInfoProto, what: &str) -> Result<TensorSpec, GraphEr
     })
 }
 
+/// `ModelProto.graph`, `GraphProto.node` and `GraphProto.output` (onnx.proto field numbers).
+const MODEL_GRAPH: u64 = 7;
+const GRAPH_NODE: u64 = 1;
+const GRAPH_OUTPUT: u64 = 12;
+
+/// Rewrites a classifier whose graph outputs include a `ZipMap` (a sequence of maps, class →
+/// probability, which Open Inference Protocol tensors cannot carry): each such output becomes
+/// the `ZipMap`'s input under the output's name, a float tensor `[N, classes]` with one
+/// column per class in the map's key order (the classifier's class order, as
+/// `output_label`'s values). Everything else in the file is copied byte for byte. `None`
+/// when no graph output comes from a `ZipMap`.
+///
+/// Only the graph's nodes and outputs are decoded (the wire format is walked field by field),
+/// so fields this module does not declare, the weights among them, are kept as they were.
+pub fn unzip_class_maps(bytes: &[u8]) -> Result<Option<Vec<u8>>, GraphError> {
+    let bad = |e: &dyn std::fmt::Display| GraphError(format!("not an ONNX model: {e}"));
+    let model = wire::fields(bytes).map_err(|e| bad(&e))?;
+    let graphs: Vec<&wire::Field<'_>> = model.iter().filter(|f| f.number == MODEL_GRAPH).collect();
+    let [graph] = graphs[..] else {
+        return Ok(None);
+    };
+    let Some(graph_bytes) = graph.payload else {
+        return Ok(None);
+    };
+    let fields = wire::fields(graph_bytes).map_err(|e| bad(&e))?;
+    let mut outputs = HashSet::new();
+    for f in fields.iter().filter(|f| f.number == GRAPH_OUTPUT) {
+        let v = pb::ValueInfoProto::decode(f.payload.unwrap_or_default()).map_err(|e| bad(&e))?;
+        outputs.insert(v.name);
+    }
+    // Graph output name → (the ZipMap's input, its number of classes).
+    let mut unzipped: std::collections::HashMap<String, (String, Option<i64>)> =
+        std::collections::HashMap::new();
+    for f in fields.iter().filter(|f| f.number == GRAPH_NODE) {
+        let node = pb::NodeProto::decode(f.payload.unwrap_or_default()).map_err(|e| bad(&e))?;
+        if node.op_type == "ZipMap"
+            && node.domain == "ai.onnx.ml"
+            && let ([input], [output]) = (&node.input[..], &node.output[..])
+            && outputs.contains(output)
+        {
+            let classes = node.attribute.iter().find_map(|a| match a.name.as_str() {
+                "classlabels_int64s" => Some(a.ints.len() as i64),
+                "classlabels_strings" => Some(a.strings.len() as i64),
+                _ => None,
+            });
+            unzipped.insert(output.clone(), (input.clone(), classes));
+        }
+    }
+    if unzipped.is_empty() {
+        return Ok(None);
+    }
+    let mut graph_out = Vec::with_capacity(graph_bytes.len());
+    for f in &fields {
+        match f.number {
+            GRAPH_NODE => {
+                let node =
+                    pb::NodeProto::decode(f.payload.unwrap_or_default()).map_err(|e| bad(&e))?;
+                match node.output.first().and_then(|o| unzipped.get(o)) {
+                    Some((input, _)) if node.op_type == "ZipMap" => {
+                        let identity = pb::NodeProto {
+                            input: vec![input.clone()],
+                            output: node.output.clone(),
+                            name: node.name.clone(),
+                            op_type: "Identity".into(),
+                            domain: String::new(),
+                            attribute: Vec::new(),
+                        };
+                        wire::put(&mut graph_out, GRAPH_NODE, &identity.encode_to_vec());
+                    }
+                    _ => graph_out.extend_from_slice(f.whole),
+                }
+            }
+            GRAPH_OUTPUT => {
+                let v = pb::ValueInfoProto::decode(f.payload.unwrap_or_default())
+                    .map_err(|e| bad(&e))?;
+                match unzipped.get(&v.name) {
+                    Some((_, classes)) => {
+                        let dim = |value| pb::Dimension { value };
+                        let tensor = pb::ValueInfoProto {
+                            name: v.name.clone(),
+                            r#type: Some(pb::TypeProto {
+                                value: Some(pb::type_proto::Value::TensorType(
+                                    pb::type_proto::Tensor {
+                                        elem_type: 1,
+                                        shape: Some(pb::TensorShapeProto {
+                                            dim: vec![
+                                                dim(Some(pb::dimension::Value::DimParam(
+                                                    "N".into(),
+                                                ))),
+                                                dim(classes.map(pb::dimension::Value::DimValue)),
+                                            ],
+                                        }),
+                                    },
+                                )),
+                            }),
+                        };
+                        wire::put(&mut graph_out, GRAPH_OUTPUT, &tensor.encode_to_vec());
+                    }
+                    None => graph_out.extend_from_slice(f.whole),
+                }
+            }
+            _ => graph_out.extend_from_slice(f.whole),
+        }
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    for f in &model {
+        if f.number == MODEL_GRAPH {
+            wire::put(&mut out, MODEL_GRAPH, &graph_out);
+        } else {
+            out.extend_from_slice(f.whole);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Walking the protobuf wire format field by field, for rewriting a message without decoding
+/// what it does not change.
+mod wire {
+    /// One field of a message: its number, its bytes (key included) and, for a
+    /// length-delimited field, its payload.
+    pub struct Field<'a> {
+        pub number: u64,
+        pub whole: &'a [u8],
+        pub payload: Option<&'a [u8]>,
+    }
+
+    fn varint(b: &mut &[u8]) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = b.split_first().ok_or("truncated varint")?;
+            *b = rest;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("varint longer than 10 bytes".into())
+    }
+
+    fn take<'a>(b: &mut &'a [u8], n: u64) -> Result<&'a [u8], String> {
+        let n = usize::try_from(n).map_err(|_| "field length overflows")?;
+        if n > b.len() {
+            return Err(format!("a field of {n} bytes runs past the message"));
+        }
+        let (head, rest) = b.split_at(n);
+        *b = rest;
+        Ok(head)
+    }
+
+    /// The fields of one message, in order.
+    pub fn fields(mut b: &[u8]) -> Result<Vec<Field<'_>>, String> {
+        let mut out = Vec::new();
+        while !b.is_empty() {
+            let start = b;
+            let key = varint(&mut b)?;
+            let payload = match key & 7 {
+                0 => {
+                    varint(&mut b)?;
+                    None
+                }
+                1 => {
+                    take(&mut b, 8)?;
+                    None
+                }
+                2 => {
+                    let n = varint(&mut b)?;
+                    Some(take(&mut b, n)?)
+                }
+                5 => {
+                    take(&mut b, 4)?;
+                    None
+                }
+                t => return Err(format!("unsupported wire type {t}")),
+            };
+            out.push(Field {
+                number: key >> 3,
+                whole: &start[..start.len() - b.len()],
+                payload,
+            });
+        }
+        Ok(out)
+    }
+
+    fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    /// Appends a length-delimited field.
+    pub fn put(out: &mut Vec<u8>, number: u64, payload: &[u8]) {
+        put_varint(out, number << 3 | 2);
+        put_varint(out, payload.len() as u64);
+        out.extend_from_slice(payload);
+    }
+}
+
 /// The subset of `onnx.proto` (field numbers as in onnx/onnx.proto3) that the signature needs.
 #[allow(clippy::derive_partial_eq_without_eq)]
 mod pb {
@@ -164,6 +370,34 @@ mod pb {
         pub input: Vec<ValueInfoProto>,
         #[prost(message, repeated, tag = "12")]
         pub output: Vec<ValueInfoProto>,
+    }
+
+    /// A node, read (and written) for what [`super::unzip_class_maps`] needs.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct NodeProto {
+        #[prost(string, repeated, tag = "1")]
+        pub input: Vec<String>,
+        #[prost(string, repeated, tag = "2")]
+        pub output: Vec<String>,
+        #[prost(string, tag = "3")]
+        pub name: String,
+        #[prost(string, tag = "4")]
+        pub op_type: String,
+        #[prost(message, repeated, tag = "5")]
+        pub attribute: Vec<AttributeProto>,
+        #[prost(string, tag = "7")]
+        pub domain: String,
+    }
+
+    /// An attribute's name and its integer and string lists (`ZipMap`'s class labels).
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct AttributeProto {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(int64, repeated, tag = "8")]
+        pub ints: Vec<i64>,
+        #[prost(bytes = "vec", repeated, tag = "9")]
+        pub strings: Vec<Vec<u8>>,
     }
 
     /// A `TensorProto` read for its name only (field 8); its data fields are skipped.
@@ -381,6 +615,158 @@ pub(crate) mod tests {
         assert!(err.contains("\"output_probability\""), "{err}");
         assert!(err.contains("sequence of map"), "{err}");
         assert!(err.contains("zipmap"), "{err}");
+    }
+
+    fn seq_of_map(name: &str) -> ValueInfoProto {
+        ValueInfoProto {
+            name: name.into(),
+            r#type: Some(TypeProto {
+                value: Some(type_proto::Value::SequenceType(Box::new(Sequence {
+                    elem_type: Some(Box::new(TypeProto {
+                        value: Some(type_proto::Value::MapType(Box::new(Map {
+                            key_type: 7,
+                            value_type: None,
+                        }))),
+                    })),
+                }))),
+            }),
+        }
+    }
+
+    /// A skl2onnx-style classifier: `LinearClassifier` → (`label`, `probabilities`), then a
+    /// `ZipMap` of the probabilities as the graph output `output_probability`; with fields
+    /// this module does not declare (IR version, opset, graph name, a weight) around them.
+    fn zipmap_model() -> (Vec<u8>, Vec<u8>) {
+        let node = |op: &str, domain: &str, input: &[&str], output: &[&str], attrs| NodeProto {
+            input: input.iter().map(|s| s.to_string()).collect(),
+            output: output.iter().map(|s| s.to_string()).collect(),
+            name: format!("{op}_node"),
+            op_type: op.into(),
+            attribute: attrs,
+            domain: domain.into(),
+        };
+        let classifier = node(
+            "LinearClassifier",
+            "ai.onnx.ml",
+            &["X"],
+            &["label", "probabilities"],
+            vec![AttributeProto {
+                name: "classlabels_ints".into(),
+                ints: vec![0, 1, 2],
+                strings: vec![],
+            }],
+        )
+        .encode_to_vec();
+        let zipmap = node(
+            "ZipMap",
+            "ai.onnx.ml",
+            &["probabilities"],
+            &["output_probability"],
+            vec![AttributeProto {
+                name: "classlabels_int64s".into(),
+                ints: vec![0, 1, 2],
+                strings: vec![],
+            }],
+        );
+        let mut graph = Vec::new();
+        wire::put(&mut graph, GRAPH_NODE, &classifier);
+        wire::put(&mut graph, GRAPH_NODE, &zipmap.encode_to_vec());
+        wire::put(&mut graph, 2, b"classifier");
+        wire::put(
+            &mut graph,
+            5,
+            &TensorName { name: "W".into() }.encode_to_vec(),
+        );
+        let x = tensor("X", 1, &[None, Some(4)]).encode_to_vec();
+        wire::put(&mut graph, 11, &x);
+        let label = tensor("label", 7, &[None]).encode_to_vec();
+        wire::put(&mut graph, GRAPH_OUTPUT, &label);
+        let probability = seq_of_map("output_probability").encode_to_vec();
+        wire::put(&mut graph, GRAPH_OUTPUT, &probability);
+        let mut model = vec![0x08, 0x08]; // ir_version 8
+        wire::put(&mut model, MODEL_GRAPH, &graph);
+        wire::put(&mut model, 8, b"\x0a\x0aai.onnx.ml\x10\x03"); // opset_import
+        (model, classifier)
+    }
+
+    #[test]
+    fn a_zipmap_output_is_served_as_its_probability_tensor() {
+        let (bytes, classifier) = zipmap_model();
+        let g = GraphSignature::from_onnx(&bytes).unwrap();
+        assert_eq!(g.output("label").unwrap().datatype, "INT64");
+        let p = g.output("output_probability").unwrap();
+        assert_eq!((p.datatype.as_str(), &p.shape[..]), ("FP32", &[-1, 3][..]));
+        assert!(g.batch);
+
+        let unzipped = unzip_class_maps(&bytes).unwrap().unwrap();
+        let top = wire::fields(&unzipped).unwrap();
+        let before = wire::fields(&bytes).unwrap();
+        // Every field but the graph is copied byte for byte.
+        assert_eq!(top.len(), before.len());
+        for (a, b) in top.iter().zip(&before) {
+            if a.number != MODEL_GRAPH {
+                assert_eq!(a.whole, b.whole);
+            }
+        }
+        let graph = top.iter().find(|f| f.number == MODEL_GRAPH).unwrap();
+        let fields = wire::fields(graph.payload.unwrap()).unwrap();
+        let nodes: Vec<NodeProto> = fields
+            .iter()
+            .filter(|f| f.number == GRAPH_NODE)
+            .map(|f| NodeProto::decode(f.payload.unwrap()).unwrap())
+            .collect();
+        assert_eq!(
+            nodes[0].encode_to_vec(),
+            classifier,
+            "other nodes are untouched"
+        );
+        assert_eq!(
+            (
+                nodes[1].op_type.as_str(),
+                &nodes[1].input[..],
+                &nodes[1].output[..]
+            ),
+            (
+                "Identity",
+                &["probabilities".to_string()][..],
+                &["output_probability".to_string()][..]
+            )
+        );
+        assert!(nodes[1].domain.is_empty() && nodes[1].attribute.is_empty());
+        for number in [2, 5, 11] {
+            let a: Vec<_> = fields
+                .iter()
+                .filter(|f| f.number == number)
+                .map(|f| f.whole)
+                .collect();
+            let b = wire::fields(
+                before
+                    .iter()
+                    .find(|f| f.number == MODEL_GRAPH)
+                    .unwrap()
+                    .payload
+                    .unwrap(),
+            )
+            .unwrap();
+            let b: Vec<_> = b
+                .iter()
+                .filter(|f| f.number == number)
+                .map(|f| f.whole)
+                .collect();
+            assert_eq!(a, b, "graph field {number} is copied");
+        }
+        // The rewritten model reads as the signature said, and rewriting it again is a no-op.
+        assert_eq!(GraphSignature::from_onnx(&unzipped).unwrap(), g);
+        assert_eq!(unzip_class_maps(&unzipped).unwrap(), None);
+        // A model without a ZipMap is left alone.
+        let plain = model(
+            vec![tensor("x", 1, &[None, Some(4)])],
+            vec![tensor("y", 1, &[None])],
+            &[],
+        );
+        assert_eq!(unzip_class_maps(&plain).unwrap(), None);
+        // Truncated bytes are an error, not a panic.
+        assert!(unzip_class_maps(&bytes[..bytes.len() - 3]).is_err());
     }
 
     #[test]

@@ -316,6 +316,11 @@ pub(crate) fn with_meta(
     (signature, profile): (Signature, Option<Profile>),
 ) -> ModelVersion {
     let model_bytes = files.remove(MODEL).unwrap_or_default();
+    // Served as its signature describes it (a classifier's ZipMap as its probability tensor).
+    let model_bytes = match crate::onnx::unzip_class_maps(&model_bytes) {
+        Ok(Some(unzipped)) => unzipped,
+        _ => model_bytes,
+    };
     ModelVersion {
         name: manifest.name.clone(),
         version: manifest.version,

@@ -160,7 +160,13 @@ impl TractEngine {
                 .get(ix)
                 .cloned()
                 .unwrap_or_else(|| format!("output_{ix}"));
-            match dtype_of(fact.datum_type) {
+            // tract types integer results of shape arithmetic (e.g. an ArgMax feeding a
+            // classifier's label output) as symbolic dimensions: they are returned as INT64.
+            let dtype = match fact.datum_type {
+                DatumType::TDim => Some(DType::I64),
+                dt => dtype_of(dt),
+            };
+            match dtype {
                 Some(dtype) => {
                     keep.push(outlet);
                     metas.push(OutputMeta {
@@ -284,6 +290,16 @@ fn to_data(v: &TValue, dtype: DType) -> Result<TensorData, BackendError> {
         DType::I8 => copy!(i8, I8),
         DType::I16 => copy!(i16, I16),
         DType::I32 => copy!(i32, I32),
+        DType::I64 if v.datum_type() == DatumType::TDim => {
+            let v = v.cast_to::<i64>().map_err(run_err)?;
+            TensorData::I64(
+                v.to_plain_array_view::<i64>()
+                    .map_err(run_err)?
+                    .iter()
+                    .copied()
+                    .collect(),
+            )
+        }
         DType::I64 => copy!(i64, I64),
         DType::U8 => copy!(u8, U8),
         DType::U16 => copy!(u16, U16),

@@ -178,16 +178,43 @@ fn converter_models_answer_as_onnxruntime_python_does() {
     }
 }
 
+/// A classifier exported with the converters' default `ZipMap` (class → probability maps,
+/// which tensors cannot carry) is served with that output as the `[N, classes]` tensor the map
+/// was built from, under the same name; answers equal onnxruntime-python's maps, column by
+/// column in class order.
 #[test]
-fn zipmap_and_bad_requests_get_errors_that_name_the_culprit() {
-    let dir = tempfile::tempdir().unwrap();
-    let err = publish_bare(dir.path(), "zipmap").unwrap_err().to_string();
-    assert!(
-        err.contains("sequence of map") && err.contains("zipmap"),
-        "{err}"
-    );
-
+fn a_zipmap_classifier_answers_its_probabilities_as_a_tensor() {
     let Some(lib) = ort_lib() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    publish_bare(dir.path(), "zipmap").unwrap();
+    let lib = lib.display().to_string();
+    let server = Server::start(dir.path(), &["--backend", "ort", "--ort-lib", &lib]);
+    let case = &expected()["zipmap"];
+    let (status, _, meta) = server.get("/v2/models/zipmap");
+    assert_eq!(status, StatusCode::OK, "{meta}");
+    assert_eq!(
+        meta["outputs"][1],
+        json!({"name": "output_probability", "datatype": "FP32", "shape": [-1, 2]}),
+        "{meta}"
+    );
+    let (status, _, r) = server.json(
+        "POST",
+        "/v2/models/zipmap/infer",
+        &json!({"inputs": case["inputs"]}),
+    );
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let want = case["outputs"].as_array().unwrap();
+    let got = r["outputs"].as_array().unwrap();
+    assert_eq!(got.len(), want.len(), "{r}");
+    for (g, w) in got.iter().zip(want) {
+        check_output(g, w, "zipmap");
+    }
+}
+
+#[test]
+fn bad_requests_get_errors_that_name_the_culprit() {
+    let Some(lib) = ort_lib() else { return };
+    let dir = tempfile::tempdir().unwrap();
     publish_bare(dir.path(), "sklearn_pipeline").unwrap();
     let lib = lib.display().to_string();
     let server = Server::start(dir.path(), &["--backend", "ort", "--ort-lib", &lib]);
@@ -368,4 +395,26 @@ fn tensor_models_speak_the_binary_extension_and_select_outputs() {
     let (status, _, r) = server.json("POST", "/v2/models/sklearn_pipeline/infer", &body);
     assert_eq!(status, StatusCode::OK, "{r}");
     check_output(&r["outputs"][0], &want[0], "pd columns");
+}
+
+/// tract serves the converters' graphs it can run with ONNX Runtime's answers: skl2onnx's MLP
+/// (whose label tract computes as a symbolic dimension; served as INT64).
+#[test]
+fn an_sklearn_mlp_answers_alike_on_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    publish_bare(dir.path(), "sklearn_mlp").unwrap();
+    let server = Server::start(dir.path(), &["--backend", "tract"]);
+    let case = &expected()["models"]["sklearn_mlp"];
+    let (status, _, r) = server.json(
+        "POST",
+        "/v2/models/sklearn_mlp/infer",
+        &json!({"inputs": case["inputs"]}),
+    );
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let want = case["outputs"].as_array().unwrap();
+    let got = r["outputs"].as_array().unwrap();
+    assert_eq!(got.len(), want.len(), "{r}");
+    for (g, w) in got.iter().zip(want) {
+        check_output(g, w, "sklearn_mlp on tract");
+    }
 }
