@@ -180,7 +180,8 @@ struct Input<'de> {
 struct Ctx<'s, 'de> {
     schema: &'s Schema,
     bufs: Buffers,
-    inputs: Vec<Input<'de>>,
+    /// Inline for one input (the usual request): no allocation.
+    inputs: smallvec::SmallVec<[Input<'de>; 1]>,
     saw_inputs: bool,
     id: Option<String>,
     timeout: Option<Duration>,
@@ -194,7 +195,7 @@ impl<'s> Ctx<'s, '_> {
         Ctx {
             schema,
             bufs: Buffers::new(schema),
-            inputs: Vec::new(),
+            inputs: smallvec::SmallVec::new(),
             saw_inputs: false,
             id: None,
             timeout: None,

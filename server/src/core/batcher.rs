@@ -65,10 +65,14 @@ pub struct Job {
     pub reply: oneshot::Sender<Result<JobOutput, JobError>>,
 }
 
+/// A job's outputs: inline for one output (the usual model), so that handing a job its rows
+/// of a batch allocates only their values.
+pub type Outputs = smallvec::SmallVec<[Output; 1]>;
+
 /// A job's own rows of every output, with timings.
 #[derive(Debug)]
 pub struct JobOutput {
-    pub outputs: Vec<Output>,
+    pub outputs: Outputs,
     pub queue: Duration,
     pub compute: Duration,
     pub batch_rows: usize,
@@ -730,7 +734,7 @@ fn execute(
         Ok(outputs) if batch.len() == 1 => {
             // A job alone in its batch owns the outputs: moved, not sliced and copied.
             if let Some(j) = batch.pop() {
-                reply(j, Ok(outputs), started, compute, rows);
+                reply(j, Ok(Outputs::from_vec(outputs)), started, compute, rows);
             }
         }
         Ok(outputs) => {
@@ -749,7 +753,7 @@ fn execute(
         Err(_) => {
             for j in batch.drain(..) {
                 let t0 = Instant::now();
-                let r = run_guarded(ctx, session, &j.input, j.rows);
+                let r = run_guarded(ctx, session, &j.input, j.rows).map(Outputs::from_vec);
                 let compute = t0.elapsed();
                 ctx.observer.batch_done(1, j.rows, compute);
                 let rows = j.rows;
@@ -762,7 +766,7 @@ fn execute(
 /// Sends a job its answer, with its timings, handing its input back.
 fn reply(
     j: Job,
-    result: Result<Vec<Output>, BackendError>,
+    result: Result<Outputs, BackendError>,
     started: Instant,
     compute: Duration,
     batch_rows: usize,
@@ -801,14 +805,14 @@ fn execute_tensors(
         if let Ok(per_job) = split {
             ctx.observer.batch_done(batch.len(), rows, compute);
             for (j, outputs) in batch.drain(..).zip(per_job) {
-                reply(j, Ok(outputs), started, compute, rows);
+                reply(j, Ok(Outputs::from_vec(outputs)), started, compute, rows);
             }
             return;
         }
     }
     for j in batch.drain(..) {
         let t0 = Instant::now();
-        let r = run_tensors(ctx, session, &j.tensors);
+        let r = run_tensors(ctx, session, &j.tensors).map(Outputs::from_vec);
         let compute = t0.elapsed();
         ctx.observer.batch_done(1, j.rows, compute);
         let rows = j.rows;
@@ -928,7 +932,7 @@ fn run_guarded(
     Ok(outputs)
 }
 
-fn slice_rows(ctx: &WorkerCtx, outputs: &[Output], offset: usize, rows: usize) -> Vec<Output> {
+fn slice_rows(ctx: &WorkerCtx, outputs: &[Output], offset: usize, rows: usize) -> Outputs {
     outputs
         .iter()
         .zip(ctx.engine.outputs())
