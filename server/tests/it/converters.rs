@@ -197,17 +197,22 @@ fn a_zipmap_classifier_answers_its_probabilities_as_a_tensor() {
         json!({"name": "output_probability", "datatype": "FP32", "shape": [-1, 2]}),
         "{meta}"
     );
+    answers_as_recorded(&server, "zipmap", case, "zipmap");
+}
+
+/// Sends `case`'s inputs to `model` and checks every output against the recorded ones.
+fn answers_as_recorded(server: &Server, model: &str, case: &Value, what: &str) {
     let (status, _, r) = server.json(
         "POST",
-        "/v2/models/zipmap/infer",
+        &format!("/v2/models/{model}/infer"),
         &json!({"inputs": case["inputs"]}),
     );
-    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(status, StatusCode::OK, "{what}: {r}");
     let want = case["outputs"].as_array().unwrap();
     let got = r["outputs"].as_array().unwrap();
-    assert_eq!(got.len(), want.len(), "{r}");
+    assert_eq!(got.len(), want.len(), "{what}: {r}");
     for (g, w) in got.iter().zip(want) {
-        check_output(g, w, "zipmap");
+        check_output(g, w, what);
     }
 }
 
@@ -405,16 +410,5 @@ fn an_sklearn_mlp_answers_alike_on_tract() {
     publish_bare(dir.path(), "sklearn_mlp").unwrap();
     let server = Server::start(dir.path(), &["--backend", "tract"]);
     let case = &expected()["models"]["sklearn_mlp"];
-    let (status, _, r) = server.json(
-        "POST",
-        "/v2/models/sklearn_mlp/infer",
-        &json!({"inputs": case["inputs"]}),
-    );
-    assert_eq!(status, StatusCode::OK, "{r}");
-    let want = case["outputs"].as_array().unwrap();
-    let got = r["outputs"].as_array().unwrap();
-    assert_eq!(got.len(), want.len(), "{r}");
-    for (g, w) in got.iter().zip(want) {
-        check_output(g, w, "sklearn_mlp on tract");
-    }
+    answers_as_recorded(&server, "sklearn_mlp", case, "sklearn_mlp on tract");
 }
