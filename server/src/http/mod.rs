@@ -443,7 +443,7 @@ fn io_specs(m: &LoadedModel) -> (Vec<serde_json::Value>, Vec<serde_json::Value>)
 
 /// Triton's model configuration extension: the version's `ModelConfig` as JSON, so that
 /// Triton's clients and tools (which read `max_batch_size`, `input`, `output`) work unchanged.
-/// When every tensor's first dimension is dynamic the model batches: `max_batch_size` is
+/// When every input's first dimension is dynamic the model batches: `max_batch_size` is
 /// `max_batch_rows` and `dims` leave out the batch dimension, as in Triton.
 fn model_config(state: &HttpState, model: &str, version: Option<&str>) -> Result<Resp, ApiError> {
     let m = state.core.lookup(model, version)?;
@@ -460,13 +460,12 @@ fn model_config(state: &HttpState, model: &str, version: Option<&str>) -> Result
             .map(|a| a.iter().filter_map(serde_json::Value::as_i64).collect())
             .unwrap_or_default()
     };
-    let batched = inputs
-        .iter()
-        .chain(&outputs)
-        .all(|t| shape(t).first() == Some(&-1));
+    // As the server batches: by the inputs (some converters declare an output's first
+    // dimension as a fixed 1 although it is the batch).
+    let batched = inputs.iter().all(|t| shape(t).first() == Some(&-1));
     let config = |t: &serde_json::Value, input: bool| {
         let mut dims = shape(t);
-        if batched {
+        if batched && !dims.is_empty() {
             dims.remove(0);
         }
         let datatype = t["datatype"].as_str().unwrap_or_default();
