@@ -188,12 +188,15 @@ pub fn unzip_class_maps(bytes: &[u8]) -> Result<Option<Vec<u8>>, GraphError> {
     let mut unzipped: std::collections::HashMap<String, (String, Option<i64>)> =
         std::collections::HashMap::new();
     for f in fields.iter().filter(|f| f.number == GRAPH_NODE) {
-        let node = pb::NodeProto::decode(f.payload.unwrap_or_default()).map_err(|e| bad(&e))?;
-        if node.op_type == "ZipMap"
-            && node.domain == "ai.onnx.ml"
-            && let ([input], [output]) = (&node.input[..], &node.output[..])
+        let payload = f.payload.unwrap_or_default();
+        // Every node's head, but only a ZipMap's attributes (a tree ensemble's run to MBs).
+        let head = pb::NodeHead::decode(payload).map_err(|e| bad(&e))?;
+        if head.op_type == "ZipMap"
+            && head.domain == "ai.onnx.ml"
+            && let ([input], [output]) = (&head.input[..], &head.output[..])
             && outputs.contains(output)
         {
+            let node = pb::NodeProto::decode(payload).map_err(|e| bad(&e))?;
             let classes = node.attribute.iter().find_map(|a| match a.name.as_str() {
                 "classlabels_int64s" => Some(a.ints.len() as i64),
                 "classlabels_strings" => Some(a.strings.len() as i64),
@@ -210,7 +213,7 @@ pub fn unzip_class_maps(bytes: &[u8]) -> Result<Option<Vec<u8>>, GraphError> {
         match f.number {
             GRAPH_NODE => {
                 let node =
-                    pb::NodeProto::decode(f.payload.unwrap_or_default()).map_err(|e| bad(&e))?;
+                    pb::NodeHead::decode(f.payload.unwrap_or_default()).map_err(|e| bad(&e))?;
                 match node.output.first().and_then(|o| unzipped.get(o)) {
                     Some((input, _)) if node.op_type == "ZipMap" => {
                         let identity = pb::NodeProto {
@@ -385,6 +388,21 @@ mod pb {
         pub op_type: String,
         #[prost(message, repeated, tag = "5")]
         pub attribute: Vec<AttributeProto>,
+        #[prost(string, tag = "7")]
+        pub domain: String,
+    }
+
+    /// A node without its attributes.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct NodeHead {
+        #[prost(string, repeated, tag = "1")]
+        pub input: Vec<String>,
+        #[prost(string, repeated, tag = "2")]
+        pub output: Vec<String>,
+        #[prost(string, tag = "3")]
+        pub name: String,
+        #[prost(string, tag = "4")]
+        pub op_type: String,
         #[prost(string, tag = "7")]
         pub domain: String,
     }
