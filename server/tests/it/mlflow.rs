@@ -180,21 +180,26 @@ fn server_follows_an_mlflow_registry() {
 
 /// Logs `fixtures/converters/sklearn_gbdt.onnx` twice as registered model `native` the way a
 /// Python user does (`mlflow.onnx.log_model(..., registered_model_name=...)`) and points
-/// alias `champion` at version 1. `None` when this Python lacks `mlflow`, `onnx` or
-/// `onnxruntime` (which `mlflow.onnx` imports).
+/// alias `champion` at version 1; and `zipmap.onnx` (a classifier exported with the
+/// converters' default ZipMap) once as `native-zipmap`, champion too. `None` when this Python
+/// lacks `mlflow`, `onnx` or `onnxruntime` (which `mlflow.onnx` imports).
 fn log_native_versions(tracking_uri: &str) -> Option<()> {
     let script = r#"
 import sys
 import mlflow, onnx
 from mlflow import MlflowClient
 mlflow.set_tracking_uri(sys.argv[1])
+def log(model, registered):
+    try:
+        mlflow.onnx.log_model(model, name="model", registered_model_name=registered)
+    except TypeError:  # MLflow 2.x spells it artifact_path
+        mlflow.onnx.log_model(model, artifact_path="model", registered_model_name=registered)
 model = onnx.load(sys.argv[2])
 for _ in range(2):
-    try:
-        mlflow.onnx.log_model(model, name="model", registered_model_name="native")
-    except TypeError:  # MLflow 2.x spells it artifact_path
-        mlflow.onnx.log_model(model, artifact_path="model", registered_model_name="native")
+    log(model, "native")
 MlflowClient().set_registered_model_alias("native", "champion", "1")
+log(onnx.load(sys.argv[3]), "native-zipmap")
+MlflowClient().set_registered_model_alias("native-zipmap", "champion", "1")
 "#;
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/converters/sklearn_gbdt.onnx");
@@ -209,6 +214,7 @@ MlflowClient().set_registered_model_alias("native", "champion", "1")
     let out = Command::new("python3")
         .args(["-c", script, tracking_uri])
         .arg(&fixture)
+        .arg(fixture.with_file_name("zipmap.onnx"))
         .output()
         .expect("run python3");
     assert!(
@@ -281,6 +287,22 @@ fn server_serves_models_logged_the_mlflow_way() {
     // The graph's signature, derived by the server: metadata lists it as declared.
     let (_, _, meta) = server.get("/v2/models/native");
     assert_eq!(meta["inputs"], case["graph_inputs"]);
+    // The ZipMap classifier answers its probabilities as a tensor.
+    let zipmap = &expected["zipmap"];
+    let (status, _, body) = server.json(
+        "POST",
+        "/v2/models/native-zipmap/infer",
+        &serde_json::json!({"inputs": zipmap["inputs"]}),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["outputs"][1]["name"], "output_probability", "{body}");
+    assert_eq!(body["outputs"][1]["shape"], zipmap["outputs"][1]["shape"]);
+    crate::util::assert_close(
+        &floats(&body["outputs"][1]["data"]),
+        &floats(&zipmap["outputs"][1]["data"]),
+        1e-5,
+        "zipmap probabilities",
+    );
 
     // The sha256 of what was fetched is recorded on the MLflow version.
     let model_bytes = std::fs::read(
