@@ -76,15 +76,13 @@ impl Sharded {
         s.sum = s.sum.saturating_add(sum);
     }
 
-    fn merged(&self) -> (Histogram<u64>, u64) {
+    fn merged(&self) -> Histogram<u64> {
         let mut all = Histogram::new_with_bounds(1, MAX_US, 3).expect("valid histogram bounds");
-        let mut sum = 0u64;
         for shard in &self.shards {
             let s = shard.lock().unwrap_or_else(|p| p.into_inner());
             let _ = all.add(&s.hist);
-            sum = sum.saturating_add(s.sum);
         }
-        (all, sum)
+        all
     }
 
     /// How many values were recorded, and their exact sum.
@@ -198,7 +196,7 @@ fn micros(d: Duration) -> u64 {
 }
 
 fn summarize(h: &Sharded) -> Percentiles {
-    let (h, _) = h.merged();
+    let h = h.merged();
     if h.is_empty() {
         return Percentiles {
             count: 0,
