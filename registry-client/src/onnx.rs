@@ -196,7 +196,7 @@ pub fn unzip_class_maps(bytes: &[u8]) -> Result<Option<Vec<u8>>, GraphError> {
             && let ([input], [output]) = (&head.input[..], &head.output[..])
             && outputs.contains(output)
         {
-            let node = pb::NodeProto::decode(payload).map_err(|e| bad(&e))?;
+            let node = pb::NodeAttributes::decode(payload).map_err(|e| bad(&e))?;
             let classes = node.attribute.iter().find_map(|a| match a.name.as_str() {
                 "classlabels_int64s" => Some(a.ints.len() as i64),
                 "classlabels_strings" => Some(a.strings.len() as i64),
@@ -216,13 +216,12 @@ pub fn unzip_class_maps(bytes: &[u8]) -> Result<Option<Vec<u8>>, GraphError> {
                     pb::NodeHead::decode(f.payload.unwrap_or_default()).map_err(|e| bad(&e))?;
                 match node.output.first().and_then(|o| unzipped.get(o)) {
                     Some((input, _)) if node.op_type == "ZipMap" => {
-                        let identity = pb::NodeProto {
+                        let identity = pb::NodeHead {
                             input: vec![input.clone()],
                             output: node.output.clone(),
                             name: node.name.clone(),
                             op_type: "Identity".into(),
                             domain: String::new(),
-                            attribute: Vec::new(),
                         };
                         wire::put(&mut graph_out, GRAPH_NODE, &identity.encode_to_vec());
                     }
@@ -375,24 +374,15 @@ mod pb {
         pub output: Vec<ValueInfoProto>,
     }
 
-    /// A node, read (and written) for what [`super::unzip_class_maps`] needs.
+    /// A node's attributes, read apart from its head (a tree ensemble's run to MBs).
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct NodeProto {
-        #[prost(string, repeated, tag = "1")]
-        pub input: Vec<String>,
-        #[prost(string, repeated, tag = "2")]
-        pub output: Vec<String>,
-        #[prost(string, tag = "3")]
-        pub name: String,
-        #[prost(string, tag = "4")]
-        pub op_type: String,
+    pub struct NodeAttributes {
         #[prost(message, repeated, tag = "5")]
         pub attribute: Vec<AttributeProto>,
-        #[prost(string, tag = "7")]
-        pub domain: String,
     }
 
-    /// A node without its attributes.
+    /// A node without its attributes, read (and written) for what
+    /// [`super::unzip_class_maps`] needs.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct NodeHead {
         #[prost(string, repeated, tag = "1")]
@@ -655,40 +645,45 @@ pub(crate) mod tests {
     /// `ZipMap` of the probabilities as the graph output `output_probability`; with fields
     /// this module does not declare (IR version, opset, graph name, a weight) around them.
     fn zipmap_model() -> (Vec<u8>, Vec<u8>) {
-        let node = |op: &str, domain: &str, input: &[&str], output: &[&str], attrs| NodeProto {
-            input: input.iter().map(|s| s.to_string()).collect(),
-            output: output.iter().map(|s| s.to_string()).collect(),
-            name: format!("{op}_node"),
-            op_type: op.into(),
-            attribute: attrs,
-            domain: domain.into(),
-        };
+        // A node's encoding: its head, then its attributes (protobuf fields concatenate).
+        let node =
+            |op: &str, domain: &str, input: &[&str], output: &[&str], attr: AttributeProto| {
+                let mut bytes = NodeHead {
+                    input: input.iter().map(|s| s.to_string()).collect(),
+                    output: output.iter().map(|s| s.to_string()).collect(),
+                    name: format!("{op}_node"),
+                    op_type: op.into(),
+                    domain: domain.into(),
+                }
+                .encode_to_vec();
+                wire::put(&mut bytes, 5, &attr.encode_to_vec());
+                bytes
+            };
         let classifier = node(
             "LinearClassifier",
             "ai.onnx.ml",
             &["X"],
             &["label", "probabilities"],
-            vec![AttributeProto {
+            AttributeProto {
                 name: "classlabels_ints".into(),
                 ints: vec![0, 1, 2],
                 strings: vec![],
-            }],
-        )
-        .encode_to_vec();
+            },
+        );
         let zipmap = node(
             "ZipMap",
             "ai.onnx.ml",
             &["probabilities"],
             &["output_probability"],
-            vec![AttributeProto {
+            AttributeProto {
                 name: "classlabels_int64s".into(),
                 ints: vec![0, 1, 2],
                 strings: vec![],
-            }],
+            },
         );
         let mut graph = Vec::new();
         wire::put(&mut graph, GRAPH_NODE, &classifier);
-        wire::put(&mut graph, GRAPH_NODE, &zipmap.encode_to_vec());
+        wire::put(&mut graph, GRAPH_NODE, &zipmap);
         wire::put(&mut graph, 2, b"classifier");
         wire::put(
             &mut graph,
@@ -728,16 +723,17 @@ pub(crate) mod tests {
         }
         let graph = top.iter().find(|f| f.number == MODEL_GRAPH).unwrap();
         let fields = wire::fields(graph.payload.unwrap()).unwrap();
-        let nodes: Vec<NodeProto> = fields
-            .iter()
-            .filter(|f| f.number == GRAPH_NODE)
-            .map(|f| NodeProto::decode(f.payload.unwrap()).unwrap())
-            .collect();
+        let node_fields: Vec<_> = fields.iter().filter(|f| f.number == GRAPH_NODE).collect();
         assert_eq!(
-            nodes[0].encode_to_vec(),
+            node_fields[0].payload.unwrap(),
             classifier,
             "other nodes are untouched"
         );
+        let nodes: Vec<NodeHead> = node_fields
+            .iter()
+            .map(|f| NodeHead::decode(f.payload.unwrap()).unwrap())
+            .collect();
+        let attributes = NodeAttributes::decode(node_fields[1].payload.unwrap()).unwrap();
         assert_eq!(
             (
                 nodes[1].op_type.as_str(),
@@ -750,7 +746,7 @@ pub(crate) mod tests {
                 &["output_probability".to_string()][..]
             )
         );
-        assert!(nodes[1].domain.is_empty() && nodes[1].attribute.is_empty());
+        assert!(nodes[1].domain.is_empty() && attributes.attribute.is_empty());
         for number in [2, 5, 11] {
             let a: Vec<_> = fields
                 .iter()
