@@ -20,9 +20,12 @@ use crate::core::ApiError;
 const LINGER_BYTES: usize = 64 << 20;
 const LINGER_TIME: Duration = Duration::from_secs(2);
 
-/// Compressed bodies up to this size are decompressed on the request's thread; larger ones on
-/// the blocking pool, so that a tokio worker is never held for long.
+/// Compressed bodies up to this size are first decompressed on the request's thread; larger
+/// ones on the blocking pool, so that a tokio worker is never held for long.
 const INLINE_INFLATE_BYTES: usize = 64 << 10;
+/// ... and only while they decompress to at most this much: a small body can inflate a
+/// thousandfold, and one that does is decompressed again on the blocking pool.
+const INLINE_INFLATED_BYTES: usize = 256 << 10;
 
 /// A body's content coding (`Content-Encoding`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,13 +107,19 @@ where
                 )))
             })?,
     };
-    match head.encoding {
-        Encoding::Identity => Ok(bytes),
-        encoding if bytes.len() <= INLINE_INFLATE_BYTES => inflate(&bytes, encoding, limit),
-        encoding => tokio::task::spawn_blocking(move || inflate(&bytes, encoding, limit))
-            .await
-            .map_err(|e| ApiError::Internal(format!("request body decompression failed: {e}")))?,
+    let encoding = head.encoding;
+    if encoding == Encoding::Identity {
+        return Ok(bytes);
     }
+    if bytes.len() <= INLINE_INFLATE_BYTES {
+        match inflate(&bytes, encoding, limit.min(INLINE_INFLATED_BYTES)) {
+            Err(ApiError::PayloadTooLarge(_)) if limit > INLINE_INFLATED_BYTES => {}
+            done => return done,
+        }
+    }
+    tokio::task::spawn_blocking(move || inflate(&bytes, encoding, limit))
+        .await
+        .map_err(|e| ApiError::Internal(format!("request body decompression failed: {e}")))?
 }
 
 /// Decompresses `body`; more than `limit` bytes once decompressed is a 413, a corrupt stream a
@@ -330,6 +339,17 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, ApiError::PayloadTooLarge(_)), "{e}");
         assert!(e.to_string().contains("decompressed"), "{e}");
+        // A small body that inflates past what is decompressed inline, within the limit: the
+        // blocking pool finishes it.
+        let big = vec![b'x'; 2 * INLINE_INFLATED_BYTES];
+        let got = read(
+            &[("content-encoding", "gzip")],
+            compress("gzip", &big),
+            1 << 20,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got.len(), big.len());
         let e = read(
             &[("content-encoding", "gzip")],
             b"not gzip".to_vec(),
