@@ -6,6 +6,9 @@
 #                           "listening on http://ADDR" line) once /v2/health/ready answers
 #   pin_stop                stops it
 #   loadtest_rate CONNS URL closed-loop req/s from core 1 (needs $dur)
+#   client_bg CONNS URL OUT starts $client (wrk|loadtest) on core 1 for $dur s in the
+#                           background, its report in OUT; sets $client_pid
+#   client_rate OUT         the achieved req/s of that report
 #   achieved                the achieved req/s of a vane-loadtest report on stdin
 bin=target/release
 ORT_DYLIB_PATH="$(scripts/setup-ort.sh)"
@@ -46,3 +49,21 @@ loadtest_rate() {
 # The example row as a V2 JSON tensor request, in $tmp/row.json.
 row='[58000, 21.4, 62.0, 1, 2, 84, 3, 15000, 13.9, 512, 9, 21, 0, 14, 684, 0.26, 1, 0, 0, 2]'
 echo "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,20],\"datatype\":\"FP32\",\"data\":$row}]}" > "$tmp/row.json"
+
+# client_bg CONNS URL OUT: $client (wrk or vane-loadtest) closed-loop from core 1 for $dur
+# seconds in the background, posting $tmp/row.json; its report goes to OUT.
+client_bg() {
+  if [ "$client" = wrk ]; then
+    WRK_BODY_FILE="$tmp/row.json" taskset -c 1 wrk -t1 -c"$1" -d"${dur}s" \
+      -s benches/wrk/post.lua "$2" > "$3" &
+  else
+    taskset -c 1 "$bin/vane-loadtest" --body "$tmp/row.json" --target "$2" -c "$1" \
+      -d "${dur}s" --progress off > "$3" &
+  fi
+  client_pid=$!
+}
+
+# client_rate OUT: the achieved req/s of a client_bg report.
+client_rate() {
+  if [ "$client" = wrk ]; then awk '/^Requests\/sec/ {print $2}' "$1"; else achieved < "$1"; fi
+}

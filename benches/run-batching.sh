@@ -33,24 +33,13 @@ for r in $(seq 1 "$rounds"); do
     pin_start 0 "$server" --registry "$tmp/lr" --addr 127.0.0.1:0 --backend ort \
       --http-threads 1 --workers 1
     url="http://$addr/v2/models/credit-risk/infer"
-    if [ "$client" = wrk ]; then
-      WRK_BODY_FILE="$tmp/row.json" taskset -c 1 wrk -t1 -c"$conns" -d"${dur}s" \
-        -s benches/wrk/post.lua "$url" > "$tmp/client" &
-    else
-      taskset -c 1 "$bin/vane-loadtest" --body "$tmp/row.json" --target "$url" -c "$conns" \
-        -d "${dur}s" --progress off > "$tmp/client" &
-    fi
-    client_pid=$!
+    client_bg "$conns" "$url" "$tmp/client"
     sleep 1
     a=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     sleep "$window"
     b=$(awk '{print $14 + $15}' "/proc/$pid/stat")
     wait "$client_pid"
-    if [ "$client" = wrk ]; then
-      rps=$(awk '/^Requests\/sec/ {print $2}' "$tmp/client")
-    else
-      rps=$(achieved < "$tmp/client")
-    fi
+    rps=$(client_rate "$tmp/client")
     curl -s "http://$addr/v2/models/credit-risk/stats" > "$tmp/stats.json"
     python3 - "$tmp/stats.json" "$s" "$r" "$rps" "$a" "$b" "$hz" "$window" <<'PY'
 import json, sys

@@ -45,25 +45,15 @@ for r in $(seq 1 "$rounds"); do
         --http-threads 1 --workers 1 ;;
     esac
     url="http://$addr/v2/models/credit-risk/infer"
-    if [ "$client" = wrk ]; then
-      WRK_BODY_FILE="$tmp/row.json" taskset -c 1 wrk -t1 -c32 -d"${dur}s" -s benches/wrk/post.lua "$url" \
-        > "$tmp/wrk" &
-    else
-      taskset -c 1 "$bin/vane-loadtest" --body "$tmp/row.json" --target "$url" -c 32 -d "${dur}s" \
-        --progress off > "$tmp/wrk" &
-    fi
-    wrk_pid=$!
+    client_bg 32 "$url" "$tmp/wrk"
+    wrk_pid=$client_pid
     sleep 1
     a=$(awk '{print $14, $15}' "/proc/$pid/stat")
     sc=$(perf stat -x, -e 'raw_syscalls:sys_enter' -p "$pid" -- sleep "$window" 2>&1 >/dev/null |
       awk -F, '/raw_syscalls/ {print $1}' || true)
     b=$(awk '{print $14, $15}' "/proc/$pid/stat")
     wait "$wrk_pid"
-    if [ "$client" = wrk ]; then
-      rps=$(awk '/^Requests\/sec/ {print $2}' "$tmp/wrk")
-    else
-      rps=$(achieved < "$tmp/wrk")
-    fi
+    rps=$(client_rate "$tmp/wrk")
     echo "$a $b" | awk -v r="$rps" -v w="$window" -v hz="$hz" -v s="$s" -v round="$r" -v sc="${sc:-}" '{
       n = r * w; u = ($3 - $1) / hz * 1e6 / n; k = ($4 - $2) / hz * 1e6 / n
       printf "round %s  %-6s %8.0f req/s  user %5.2f us/req  kernel %5.2f us/req  total %5.2f", round, s, r, u, k, u + k
