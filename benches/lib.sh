@@ -9,6 +9,7 @@
 #   client_bg CONNS URL OUT starts $client (wrk|loadtest) on core 1 for $dur s in the
 #                           background, its report in OUT; sets $client_pid
 #   client_rate OUT         the achieved req/s of that report
+#   client_run CONNS URL    both in the foreground: prints the achieved req/s
 #   achieved                the achieved req/s of a vane-loadtest report on stdin
 bin=target/release
 ORT_DYLIB_PATH="$(scripts/setup-ort.sh)"
@@ -42,23 +43,23 @@ achieved() { awk '/^requests/ {for (i = 1; i <= NF; i++) if ($i == "achieved") {
 # loadtest_rate CONNS URL: closed-loop req/s of vane-loadtest on core 1 posting $tmp/row.json
 # for $dur seconds (after a 1 s warm-up).
 loadtest_rate() {
-  taskset -c 1 "$bin/vane-loadtest" --body "$tmp/row.json" --target "$2" -c "$1" -d "${dur}s" \
-    --warmup 1s --progress off | achieved
+  local client=loadtest
+  client_run "$@"
 }
 
 # The example row as a V2 JSON tensor request, in $tmp/row.json.
 row='[58000, 21.4, 62.0, 1, 2, 84, 3, 15000, 13.9, 512, 9, 21, 0, 14, 684, 0.26, 1, 0, 0, 2]'
 echo "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,20],\"datatype\":\"FP32\",\"data\":$row}]}" > "$tmp/row.json"
 
-# client_bg CONNS URL OUT: $client (wrk or vane-loadtest) closed-loop from core 1 for $dur
-# seconds in the background, posting $tmp/row.json; its report goes to OUT.
+# client_bg CONNS URL OUT: $client (wrk, or vane-loadtest after a 1 s warm-up) closed-loop
+# from core 1 for $dur seconds in the background, posting $tmp/row.json; its report goes to OUT.
 client_bg() {
   if [ "$client" = wrk ]; then
     WRK_BODY_FILE="$tmp/row.json" taskset -c 1 wrk -t1 -c"$1" -d"${dur}s" \
       -s benches/wrk/post.lua "$2" > "$3" &
   else
     taskset -c 1 "$bin/vane-loadtest" --body "$tmp/row.json" --target "$2" -c "$1" \
-      -d "${dur}s" --progress off > "$3" &
+      -d "${dur}s" --warmup 1s --progress off > "$3" &
   fi
   client_pid=$!
 }
@@ -66,4 +67,11 @@ client_bg() {
 # client_rate OUT: the achieved req/s of a client_bg report.
 client_rate() {
   if [ "$client" = wrk ]; then awk '/^Requests\/sec/ {print $2}' "$1"; else achieved < "$1"; fi
+}
+
+# client_run CONNS URL: client_bg in the foreground; prints its achieved req/s.
+client_run() {
+  client_bg "$1" "$2" "$tmp/client.out"
+  wait "$client_pid"
+  client_rate "$tmp/client.out"
 }

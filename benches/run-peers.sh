@@ -36,15 +36,7 @@ start() { pin_start 0 "$@"; }
 stop() { pin_stop; }
 
 # measure CONNS: closed-loop req/s against $addr from core 1.
-measure() {
-  local c=$1 url="http://$addr/v2/models/credit-risk/infer"
-  if [ "$client" = wrk ]; then
-    WRK_BODY_FILE="$tmp/row.json" taskset -c 1 wrk -t1 -c"$c" -d"${dur}s" -s benches/wrk/post.lua "$url" |
-      awk '/^Requests\/sec/ {print $2}'
-  else
-    loadtest_rate "$c" "$url"
-  fi
-}
+measure() { client_run "$1" "http://$addr/v2/models/credit-risk/infer"; }
 
 vane() { start "$1" --registry "$2" --addr 127.0.0.1:0 --backend ort --http-threads 1 --workers 1; }
 
