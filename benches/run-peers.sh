@@ -7,6 +7,8 @@
 # client thread; runs are interleaved over rounds and compared as ratios within a round.
 #
 #   benches/run-peers.sh      (DURATION=8 s per run, ROUNDS=2, CLIENT=loadtest|wrk,
+#                              MODELS="lr mlp", CONNS="1 32" to measure fewer cells in
+#                              more rounds (this machine's round-to-round spread is ±10 %),
 #                              BEFORE=path/to/an/older/vane-server to compare with,
 #                              BEFORE_MODELS=path/to/an/older/vane-models: "before" serves its
 #                              exports, by BEFORE or this tree's vane-server)
@@ -18,6 +20,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dur="${DURATION:-8}"
+models="${MODELS:-lr mlp}"
+conns="${CONNS:-1 32}"
 rounds="${ROUNDS:-2}"
 client="${CLIENT:-loadtest}"
 . benches/lib.sh
@@ -43,7 +47,7 @@ vane() { start "$1" --registry "$2" --addr 127.0.0.1:0 --backend ort --http-thre
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), client $client, ${dur}s per run, server on core 0 (1 HTTP thread), client on core 1"
 declare -A sum
 for r in $(seq 1 "$rounds"); do
-  for model in lr mlp; do
+  for model in $models; do
     servers=(hello naive vane)
     [ -n "${BEFORE:-}" ] && servers+=(before)
     for s in "${servers[@]}"; do
@@ -53,7 +57,7 @@ for r in $(seq 1 "$rounds"); do
         vane) vane "$bin/vane-server" "$tmp/$model" ;;
         before) vane "$BEFORE" "$before/$model" ;;
       esac
-      for c in 1 32; do
+      for c in $conns; do
         v=$(measure "$c")
         printf 'round %s  %-4s %-7s c=%-3s %9.0f req/s\n' "$r" "$model" "$s" "$c" "$v"
         echo "$r $model $s $c $v" >> "$tmp/results"
@@ -62,8 +66,8 @@ for r in $(seq 1 "$rounds"); do
     done
   done
 done
-echo "## medians over rounds of per-round ratios"
-python3 - "$tmp/results" <<'PY'
+echo "## medians over rounds of per-round ratios [lowest-highest round]"
+python3 - "$tmp/results" "$models" "$conns" <<'PY'
 import sys, statistics
 from collections import defaultdict
 res = defaultdict(dict)
@@ -71,12 +75,16 @@ for line in open(sys.argv[1]):
     r, model, s, c, v = line.split()
     res[(r, model, c)][s] = float(v)
 servers = sorted({s for d in res.values() for s in d} - {"hello", "naive"})
-for model in ("lr", "mlp"):
-    for c in ("1", "32"):
+for model in sys.argv[2].split():
+    for c in sys.argv[3].split():
         rows = [d for (r, m, cc), d in res.items() if m == model and cc == c]
         for s in servers + ["naive"]:
             vals = [d[s] for d in rows if s in d]
-            hello = statistics.median(d[s] / d["hello"] for d in rows if s in d)
-            naive = statistics.median(d[s] / d["naive"] for d in rows if s in d)
-            print(f"{model:4} c={c:3} {s:7} median {statistics.median(vals):9.0f} req/s  {hello:6.1%} of hello-world  {naive:5.2f}x naive")
+            hello = [d[s] / d["hello"] for d in rows if s in d]
+            naive = [d[s] / d["naive"] for d in rows if s in d]
+            print(
+                f"{model:4} c={c:3} {s:7} median {statistics.median(vals):9.0f} req/s  "
+                f"{statistics.median(hello):6.1%} [{min(hello):.1%}-{max(hello):.1%}] of hello-world  "
+                f"{statistics.median(naive):5.2f}x [{min(naive):.2f}-{max(naive):.2f}] naive"
+            )
 PY
