@@ -1,13 +1,14 @@
 //! The HTTP transport: the accept loop (connection cap), the routing table, and the small
 //! read-only handlers. Inference goes to the serving core through [`infer`], feature reads
 //! through [`features`]; repository commands go to the control plane through [`admin`];
-//! every error becomes a response in [`response`].
+//! every error becomes a response in [`response`]; [`socket`] is how responses are written.
 
 mod admin;
 mod body;
 mod features;
 mod infer;
 pub mod response;
+mod socket;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -109,7 +110,7 @@ pub async fn serve(
                             Ok::<_, Infallible>(resp)
                         }
                     });
-                    let served = graceful.watch(builder.serve_connection(TokioIo::new(tcp), svc));
+                    let served = graceful.watch(builder.serve_connection(socket::OneWrite(TokioIo::new(tcp)), svc));
                     let task = tokio::spawn(async move {
                         if let Err(e) = served.await {
                             tracing::debug!(error = %e, "connection ended with an error");
