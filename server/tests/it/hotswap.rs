@@ -434,11 +434,7 @@ fn refused(server: &Server, reg: &DirRegistry, version: u64, reason: &str, log: 
     let metric_name =
         format!("vane_model_load_failures_total{{model=\"credit-risk\",reason=\"{reason}\"}}");
     assert!(metric(server, &metric_name) >= 1.0, "no {metric_name}");
-    assert!(
-        server.stderr().contains(log),
-        "no log line mentioning {log:?}:\n{}",
-        server.stderr()
-    );
+    server.expect_log(&[log]);
     reg.set_alias(MODEL, "champion", 1).unwrap();
 }
 
@@ -519,11 +515,7 @@ fn unreachable_registry_keeps_serving() {
     let (status, headers, _) = server.json("POST", "/v2/models/credit-risk/infer", &req);
     assert_eq!((status, version_of(&headers)), (StatusCode::OK, 1));
     assert!(metric(&server, "vane_registry_errors_total{kind=\"unreachable\"}") >= 1.0);
-    assert!(
-        server.stderr().contains("registry poll failed"),
-        "{}",
-        server.stderr()
-    );
+    server.expect_log(&["registry poll failed"]);
     assert_eq!(server.get("/v2/health/ready").0, StatusCode::OK);
 }
 

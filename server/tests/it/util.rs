@@ -127,6 +127,24 @@ impl Server {
         self.proc.stderr()
     }
 
+    /// Waits up to 10 s until the server's stderr contains every one of `needles`; panics
+    /// with what it wrote otherwise. A reader thread copies stderr, so a log line can arrive
+    /// after the state change it reports is already visible over HTTP.
+    pub fn expect_log(&self, needles: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let err = self.stderr();
+            if needles.iter().all(|n| err.contains(n)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line mentioning each of {needles:?}:\n{err}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> (ExitStatus, String) {
         let status = self.proc.terminate();
