@@ -1,6 +1,7 @@
 //! A client connection's socket as hyper sees it: [`OneWrite`] sends a small response (head and
 //! body) with one `write` instead of a two-part `writev`.
 
+use std::cell::RefCell;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -58,16 +59,22 @@ impl<T: Write + Unpin> Write for OneWrite<T> {
         if bufs.len() < 2 || total > COALESCE_MAX {
             return Pin::new(&mut self.0).poll_write_vectored(cx, bufs);
         }
-        let mut joined = [0u8; COALESCE_MAX];
-        let mut n = 0;
-        for b in bufs {
-            joined[n..n + b.len()].copy_from_slice(b);
-            n += b.len();
-        }
-        // A short write covers a prefix of the joined bytes, so the same prefix of `bufs`:
-        // hyper advances its buffers by the count either way.
-        Pin::new(&mut self.0).poll_write(cx, &joined[..n])
+        JOINED.with_borrow_mut(|joined| {
+            joined.clear();
+            for b in bufs {
+                joined.extend_from_slice(b);
+            }
+            // A short write covers a prefix of the joined bytes, so the same prefix of `bufs`:
+            // hyper advances its buffers by the count either way.
+            Pin::new(&mut self.0).poll_write(cx, joined)
+        })
     }
+}
+
+thread_local! {
+    /// Where [`OneWrite`] joins a write's parts: reused, so joining allocates and zeroes
+    /// nothing.
+    static JOINED: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(COALESCE_MAX));
 }
 
 #[cfg(test)]
