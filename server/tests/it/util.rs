@@ -127,22 +127,14 @@ impl Server {
         self.proc.stderr()
     }
 
-    /// Waits up to 10 s until the server's stderr contains every one of `needles`; panics
-    /// with what it wrote otherwise. A reader thread copies stderr, so a log line can arrive
-    /// after the state change it reports is already visible over HTTP.
+    /// Waits up to 10 s until the server's stderr contains every one of `needles`. A reader
+    /// thread copies stderr, so a log line can arrive after the state change it reports is
+    /// already visible over HTTP.
     pub fn expect_log(&self, needles: &[&str]) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        vane_testkit::wait_for(10, &format!("log lines mentioning {needles:?}"), || {
             let err = self.stderr();
-            if needles.iter().all(|n| err.contains(n)) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no log line mentioning each of {needles:?}:\n{err}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            needles.iter().all(|n| err.contains(n)).then_some(())
+        });
     }
 
     /// Sends SIGTERM and waits for the exit status.
