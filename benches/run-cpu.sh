@@ -7,6 +7,8 @@
 # request when `perf` can read the syscall tracepoints.
 #
 #   benches/run-cpu.sh        (ROUNDS=3, DURATION=6 s per run, CLIENT=wrk|loadtest,
+#                              FLOOR=1 adds the transport floor: hello-world and vane-server
+#                              answering a bodiless GET (/v2/health/ready), wrk only,
 #                              BEFORE=path/to/an/older/vane-server to compare with,
 #                              BEFORE_MODELS=path/to/an/older/vane-models: "before" serves its
 #                              exports, by BEFORE or this tree's vane-server)
@@ -34,19 +36,29 @@ window=$((dur - 2))
 echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), client $client (1 thread, 32 connections), ${dur}s per run, ${window}s CPU window"
 servers=(hello naive vane)
 [ -n "${BEFORE:-}" ] && servers+=(before)
+if [ -n "${FLOOR:-}" ]; then
+  [ "$client" = wrk ] || { echo "FLOOR=1 needs CLIENT=wrk" >&2; exit 1; }
+  servers+=(hello-get vane-get)
+fi
 for r in $(seq 1 "$rounds"); do
   for s in "${servers[@]}"; do
+    path=/v2/models/credit-risk/infer
     case $s in
       hello) pin_start 0 "$bin/hello" 127.0.0.1:0 1 ;;
+      hello-get) pin_start 0 "$bin/hello" 127.0.0.1:0 1; path=/ ;;
+      vane-get) pin_start 0 "$bin/vane-server" --registry "$tmp/lr" --addr 127.0.0.1:0 \
+        --backend ort --http-threads 1 --workers 1; path=/v2/health/ready ;;
       naive) pin_start 0 "$bin/naive" "$tmp/lr/credit-risk/versions/1/model.onnx" 127.0.0.1:0 1 ;;
       vane) pin_start 0 "$bin/vane-server" --registry "$tmp/lr" --addr 127.0.0.1:0 --backend ort \
         --http-threads 1 --workers 1 ;;
       before) pin_start 0 "$BEFORE" --registry "$before_lr" --addr 127.0.0.1:0 --backend ort \
         --http-threads 1 --workers 1 ;;
     esac
-    url="http://$addr/v2/models/credit-risk/infer"
-    client_bg 32 "$url" "$tmp/wrk"
-    wrk_pid=$client_pid
+    url="http://$addr$path"
+    case $s in
+      *-get) taskset -c 1 wrk -t1 -c32 -d"${dur}s" "$url" > "$tmp/wrk" & wrk_pid=$! ;;
+      *) client_bg 32 "$url" "$tmp/wrk"; wrk_pid=$client_pid ;;
+    esac
     sleep 1
     a=$(awk '{print $14, $15}' "/proc/$pid/stat")
     sc=$(perf stat -x, -e 'raw_syscalls:sys_enter' -p "$pid" -- sleep "$window" 2>&1 >/dev/null |
@@ -56,7 +68,7 @@ for r in $(seq 1 "$rounds"); do
     rps=$(client_rate "$tmp/wrk")
     echo "$a $b" | awk -v r="$rps" -v w="$window" -v hz="$hz" -v s="$s" -v round="$r" -v sc="${sc:-}" '{
       n = r * w; u = ($3 - $1) / hz * 1e6 / n; k = ($4 - $2) / hz * 1e6 / n
-      printf "round %s  %-6s %8.0f req/s  user %5.2f us/req  kernel %5.2f us/req  total %5.2f", round, s, r, u, k, u + k
+      printf "round %s  %-9s %8.0f req/s  user %5.2f us/req  kernel %5.2f us/req  total %5.2f", round, s, r, u, k, u + k
       if (sc != "" && sc ~ /^[0-9]+$/) printf "  syscalls %.2f/req", sc / n
       printf "\n"
     }'
