@@ -6,7 +6,7 @@
 #                           "listening on http://ADDR" line) once /v2/health/ready answers
 #   pin_stop                stops it
 #   loadtest_rate CONNS URL closed-loop req/s from core 1 (needs $dur)
-#   client_bg CONNS URL OUT starts $client (wrk|loadtest) on core 1 for $dur s in the
+#   client_bg CONNS URL OUT [get]  starts $client (wrk|loadtest) on core 1 for $dur s in the
 #                           background, its report in OUT; sets $client_pid
 #   client_rate OUT         the achieved req/s of that report
 #   client_run CONNS URL    both in the foreground: prints the achieved req/s
@@ -51,10 +51,13 @@ loadtest_rate() {
 row='[58000, 21.4, 62.0, 1, 2, 84, 3, 15000, 13.9, 512, 9, 21, 0, 14, 684, 0.26, 1, 0, 0, 2]'
 echo "{\"inputs\":[{\"name\":\"input\",\"shape\":[1,20],\"datatype\":\"FP32\",\"data\":$row}]}" > "$tmp/row.json"
 
-# client_bg CONNS URL OUT: $client (wrk, or vane-loadtest after a 1 s warm-up) closed-loop
-# from core 1 for $dur seconds in the background, posting $tmp/row.json; its report goes to OUT.
+# client_bg CONNS URL OUT [get]: $client (wrk, or vane-loadtest after a 1 s warm-up)
+# closed-loop from core 1 for $dur seconds in the background, posting $tmp/row.json (with
+# `get`: a bodiless GET, wrk only); its report goes to OUT.
 client_bg() {
-  if [ "$client" = wrk ]; then
+  if [ "$client" = wrk ] && [ "${4:-}" = get ]; then
+    taskset -c 1 wrk -t1 -c"$1" -d"${dur}s" "$2" > "$3" &
+  elif [ "$client" = wrk ]; then
     WRK_BODY_FILE="$tmp/row.json" taskset -c 1 wrk -t1 -c"$1" -d"${dur}s" \
       -s benches/wrk/post.lua "$2" > "$3" &
   else

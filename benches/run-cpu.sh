@@ -42,23 +42,20 @@ if [ -n "${FLOOR:-}" ]; then
 fi
 for r in $(seq 1 "$rounds"); do
   for s in "${servers[@]}"; do
-    path=/v2/models/credit-risk/infer
+    path=/v2/models/credit-risk/infer method=post
     case $s in
       hello) pin_start 0 "$bin/hello" 127.0.0.1:0 1 ;;
-      hello-get) pin_start 0 "$bin/hello" 127.0.0.1:0 1; path=/ ;;
+      hello-get) pin_start 0 "$bin/hello" 127.0.0.1:0 1; path=/ method=get ;;
       vane-get) pin_start 0 "$bin/vane-server" --registry "$tmp/lr" --addr 127.0.0.1:0 \
-        --backend ort --http-threads 1 --workers 1; path=/v2/health/ready ;;
+        --backend ort --http-threads 1 --workers 1; path=/v2/health/ready method=get ;;
       naive) pin_start 0 "$bin/naive" "$tmp/lr/credit-risk/versions/1/model.onnx" 127.0.0.1:0 1 ;;
       vane) pin_start 0 "$bin/vane-server" --registry "$tmp/lr" --addr 127.0.0.1:0 --backend ort \
         --http-threads 1 --workers 1 ;;
       before) pin_start 0 "$BEFORE" --registry "$before_lr" --addr 127.0.0.1:0 --backend ort \
         --http-threads 1 --workers 1 ;;
     esac
-    url="http://$addr$path"
-    case $s in
-      *-get) taskset -c 1 wrk -t1 -c32 -d"${dur}s" "$url" > "$tmp/wrk" & wrk_pid=$! ;;
-      *) client_bg 32 "$url" "$tmp/wrk"; wrk_pid=$client_pid ;;
-    esac
+    client_bg 32 "http://$addr$path" "$tmp/wrk" "$method"
+    wrk_pid=$client_pid
     sleep 1
     a=$(awk '{print $14, $15}' "/proc/$pid/stat")
     sc=$(perf stat -x, -e 'raw_syscalls:sys_enter' -p "$pid" -- sleep "$window" 2>&1 >/dev/null |
